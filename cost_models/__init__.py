@@ -1,0 +1,11 @@
+"""jointopt's built-in hardware cost models.
+
+They register through the entry-point group ``jointopt.cost_models`` declared in
+``pyproject.toml``, exactly as a third-party package would. ``BUILTINS`` mirrors those entry points
+for a source tree that has not been installed.
+"""
+
+BUILTINS = {
+    "memory": "cost_models.memory:MemoryCost",
+    "bitops": "cost_models.bitops:BitOpsCost",
+}

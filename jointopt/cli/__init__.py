@@ -1,0 +1,1 @@
+"""The ``jointopt`` command line: one module per subcommand, each exposing ``register(subparsers)``."""

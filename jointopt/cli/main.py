@@ -1,0 +1,63 @@
+"""Entry point of the ``jointopt`` command: dispatches to one module per subcommand.
+
+Every subcommand module defines ``register(subparsers)`` which adds its parser and sets
+``func=run``. Errors derived from :class:`jointopt.JointoptError` (and bad files) become one line on
+stderr and exit code 1; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from ..errors import JointoptError
+
+SUBCOMMANDS = ["search", "export", "report", "inspect", "cost_models", "data"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jointopt",
+        description=(
+            "Find the Pareto front of accuracy versus hardware cost by searching jointly which "
+            "channels to prune and which bit-width each remaining channel uses."
+        ),
+        epilog="Start with `jointopt search` (the built-in quickstart), then `jointopt report RUN`.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"jointopt {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"jointopt.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"jointopt.cli.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("jointopt: interrupted; completed work is kept (resume with --resume)", file=sys.stderr)
+        return 130
+    except (JointoptError, FileNotFoundError, PermissionError) as exc:
+        if args.debug:
+            raise
+        print(f"jointopt: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

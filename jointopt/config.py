@@ -1,0 +1,240 @@
+"""Configuration of a study, one dataclass per concern, validated when built.
+
+A config round-trips through YAML (``Config.from_dict(yaml.safe_load(...))`` and
+``config.to_dict()``); ``Config.override(["search.epochs=3", ...])`` applies command-line
+overrides with the same validation. Unknown keys are errors that list the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .space import SearchSpace
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """``name``: a zoo name (``jointopt.list_models()``) or ``module:factory``."""
+
+    name: str = "digits_cnn"
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """``name``: a registered data set (``jointopt.list_datasets()``); ``root``: where its files live."""
+
+    name: str = "digits"
+    root: Optional[str] = None
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    val_fraction: float = 0.1
+    augment: bool = True
+    limit_train: Optional[int] = None  # use only the first N training samples (smoke tests, scaling)
+
+
+@dataclass
+class PhaseConfig:
+    """One training phase. ``max_steps`` caps the steps per epoch (None = the whole split)."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_decay: float = 0.99  # multiplied into the learning rate after every epoch
+    patience: int = 50  # early stop after this many epochs without a better validation score
+    max_steps: Optional[int] = None
+
+
+@dataclass
+class SearchPhaseConfig(PhaseConfig):
+    """The search phase: weights with Adam, selector logits with SGD (the paper's protocol)."""
+
+    selector_lr: float = 1e-2
+    selector_momentum: float = 0.9
+    temperature: float = 1.0
+    temperature_decay: float = 0.045  # T <- T * exp(-decay) after every epoch
+    sampling: str = "softmax"
+
+
+@dataclass
+class FinetuneConfig(PhaseConfig):
+    """Quantization-aware fine-tuning of the frozen network, optionally distilled from the warm-up net."""
+
+    distill: bool = False
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
+
+
+@dataclass
+class SpaceConfig:
+    weight_bits: List[int] = field(default_factory=lambda: [0, 2, 4, 8])
+    act_bits: List[int] = field(default_factory=lambda: [8])
+    exclude: List[str] = field(default_factory=list)
+
+    def build(self, sampling: str = "softmax") -> SearchSpace:
+        return SearchSpace(tuple(self.weight_bits), tuple(self.act_bits), tuple(self.exclude), sampling)
+
+
+@dataclass
+class CostConfig:
+    """``target``: the cost model the tuner minimises; ``report``: others computed for every trial.
+
+    ``second``: an optional second target added to the regulariser with its own strength
+    (``lambda2``, tuned over ``[second_lambda_min, second_lambda_max]`` unless fixed).
+    """
+
+    target: str = "memory"
+    report: List[str] = field(default_factory=lambda: ["bitops", "macs"])
+    second: Optional[str] = None
+    second_lambda_min: float = 0.01
+    second_lambda_max: float = 10.0
+
+
+@dataclass
+class TunerConfig:
+    """Optuna study settings. λ is sampled log-uniformly from [lambda_min, lambda_max]."""
+
+    trials: int = 8
+    lambda_min: float = 0.05
+    lambda_max: float = 20.0
+    sampler: str = "tpe"  # tpe | nsga2 | random
+    tune_temperature_decay: bool = False
+    study_name: str = "jointopt"
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    device: str = "cpu"
+    threads: Optional[int] = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    warmup: PhaseConfig = field(default_factory=PhaseConfig)
+    search: SearchPhaseConfig = field(default_factory=SearchPhaseConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    tuner: TunerConfig = field(default_factory=TunerConfig)
+    version: int = CONFIG_VERSION
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Config":
+        config = _build(cls, data or {}, "")
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+        return cls.from_dict(data or {})
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def override(self, assignments: List[str]) -> "Config":
+        """Return a copy with ``section.key=value`` assignments applied (value parsed as YAML)."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like section.key=value, e.g. search.epochs=3")
+            key, raw = item.split("=", 1)
+            node = data
+            parts = key.strip().split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"override {item!r}: {part!r} is not a config section")
+                node = node[part]
+            node[parts[-1]] = yaml.safe_load(raw)
+        return Config.from_dict(data)
+
+    def validate(self) -> None:
+        self.space.build(self.search.sampling)  # raises ConfigError on a bad space
+        for name in ("warmup", "search", "finetune"):
+            phase = getattr(self, name)
+            if phase.epochs < 0:
+                raise ConfigError(f"{name}.epochs={phase.epochs} must be >= 0")
+            if phase.lr <= 0:
+                raise ConfigError(f"{name}.lr={phase.lr} must be > 0")
+        if self.search.epochs < 1:
+            raise ConfigError("search.epochs must be >= 1")
+        if not 0 < self.tuner.lambda_min <= self.tuner.lambda_max:
+            raise ConfigError(
+                f"tuner.lambda_min={self.tuner.lambda_min} and lambda_max={self.tuner.lambda_max} "
+                "must satisfy 0 < lambda_min <= lambda_max"
+            )
+        if self.tuner.sampler not in ("tpe", "nsga2", "random"):
+            raise ConfigError(f"tuner.sampler={self.tuner.sampler!r}; choose tpe, nsga2 or random")
+        if self.tuner.trials < 1:
+            raise ConfigError("tuner.trials must be >= 1")
+        if self.data.batch_size < 1:
+            raise ConfigError("data.batch_size must be >= 1")
+        if not 0 < self.data.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction={self.data.val_fraction} must be in (0, 1)")
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {where or 'top level'!r} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {where + key!r}{hint}; valid keys: {', '.join(fields)}"
+            )
+        f = fields[key]
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(sub):
+            kwargs[key] = _build(type(sub), value or {}, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, f, sub if sub is not None else f.default, where + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, f: dataclasses.Field, default: Any, key: str) -> Any:
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
+        return value
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key}={value!r} must be a number") from None
+        if isinstance(default, int) and f.type in ("int", int):
+            if float(value) != int(value):
+                raise ConfigError(f"{key}={value!r} must be an integer")
+            return int(value)
+        return float(value) if isinstance(default, float) else value
+    if isinstance(default, list) and not isinstance(value, list):
+        raise ConfigError(f"{key}={value!r} must be a list")
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{key}={value!r} must be a mapping")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r} must be a string")
+    return value

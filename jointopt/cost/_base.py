@@ -1,0 +1,112 @@
+"""The cost-model contract: typed, differentiable layer statistics in, a cost tensor out."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Sequence, Tuple
+
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class LayerStats:
+    """What a cost model may know about one searchable (or frozen) layer.
+
+    The geometry is static. The allocation is a set of tensors that carry gradients back to the
+    selectors during the search and hold exact counts for a frozen (hard) network:
+
+    * ``kept_in`` — expected number of kept input channels of the layer (features for a Linear
+      after a flatten). It is *not* detached: pruning a producer's channel is credited here.
+    * ``fan_in`` — expected number of input channels each output channel reads
+      (``kept_in`` for an ordinary layer, ``1`` for a depthwise one, ``in/groups`` for grouped).
+    * ``out_at_bits[i]`` — expected number of output channels stored at ``weight_bits[i]``; their
+      sum is the expected number of kept output channels.
+    * ``act_probs[j]`` — probability that the input activations use ``act_bits[j]``.
+
+    So a layer's expected weight count at width ``b`` is ``out_at_bits[b] · fan_in · kernel_numel``:
+    linear in the kept outputs, linear in the kept inputs.
+    """
+
+    name: str
+    kind: str  # "conv1d" | "conv2d" | "linear"
+    in_channels: int
+    out_channels: int
+    kernel_size: Tuple[int, ...]
+    stride: Tuple[int, ...]
+    groups: int
+    in_spatial: Tuple[int, ...]
+    out_spatial: Tuple[int, ...]
+    weight_bits: Tuple[int, ...]
+    act_bits: Tuple[int, ...]
+    kept_in: torch.Tensor
+    fan_in: torch.Tensor
+    out_at_bits: torch.Tensor
+    act_probs: torch.Tensor
+
+    @property
+    def kernel_numel(self) -> int:
+        return math.prod(self.kernel_size) if self.kernel_size else 1
+
+    @property
+    def out_numel(self) -> int:
+        """Output positions per channel (1 for a Linear on a vector)."""
+        return math.prod(self.out_spatial) if self.out_spatial else 1
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.in_channels
+
+    @property
+    def kept_out(self) -> torch.Tensor:
+        return self.out_at_bits.sum()
+
+    def weights_at_bits(self) -> torch.Tensor:
+        """Expected number of weights stored at each width of ``weight_bits``."""
+        return self.out_at_bits * self.fan_in * self.kernel_numel
+
+    def macs_at_bits(self) -> torch.Tensor:
+        """Expected multiply-accumulates per inference done with weights of each width."""
+        return self.weights_at_bits() * self.out_numel
+
+    def mean_act_bits(self) -> torch.Tensor:
+        bits = torch.tensor(self.act_bits, dtype=self.act_probs.dtype, device=self.act_probs.device)
+        return (self.act_probs * bits).sum()
+
+    @property
+    def reference_macs(self) -> int:
+        """MACs of the unpruned layer."""
+        return self.out_channels * (self.in_channels // self.groups) * self.kernel_numel * self.out_numel
+
+
+class CostModel:
+    """Base class of a hardware cost model.
+
+    Subclasses set ``name``, ``unit`` and ``description`` and implement :meth:`layer_cost`, a
+    differentiable, non-negative function of one :class:`LayerStats`. The network cost is the
+    sum over layers unless :meth:`network_cost` is overridden. ``display_scale`` and
+    ``display_unit`` turn the raw unit into a human one (bits → kB).
+    """
+
+    name: ClassVar[str] = "unnamed"
+    unit: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    display_unit: ClassVar[str] = ""
+    display_scale: ClassVar[float] = 1.0
+
+    def layer_cost(self, layer: LayerStats) -> torch.Tensor:
+        raise NotImplementedError
+
+    def network_cost(self, layers: Sequence[LayerStats]) -> torch.Tensor:
+        costs = [self.layer_cost(layer) for layer in layers]
+        if not costs:
+            return torch.zeros(())
+        return torch.stack([torch.as_tensor(c, dtype=torch.float32) for c in costs]).sum()
+
+    def format(self, value: float) -> str:
+        """``value`` in raw units → a short human string (e.g. ``"59.1 kB"``)."""
+        unit = self.display_unit or self.unit
+        scaled = float(value) * self.display_scale
+        return f"{scaled:,.4g} {unit}".strip()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

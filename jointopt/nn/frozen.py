@@ -1,0 +1,70 @@
+"""The fixed-precision layer a frozen network is made of (fake-quant form, fine-tunable)."""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..cost._base import LayerStats
+from ..quant import act_levels, channel_scale, quantize_activation, quantize_weight, weight_qmax
+from ._op import LayerGeometry, run_op
+
+
+class FrozenLayer(nn.Module):
+    """A Conv1d/Conv2d/Linear with fixed per-output-channel weight bits and fixed input-activation bits.
+
+    Pruned channels are physically absent: ``weight`` has only the kept output and input channels.
+    The forward pass fake-quantizes, so quantization-aware fine-tuning can continue; the integer
+    codes are :meth:`weight_codes`.
+    """
+
+    def __init__(self, geometry: LayerGeometry, weight: torch.Tensor, bias, bits: torch.Tensor, act_bits: int,
+                 act_signed: bool, act_clip: float, weight_bits: Sequence[int], act_choices: Sequence[int] = ()):
+        super().__init__()
+        self.geometry = geometry
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        self.register_buffer("bits", bits.detach().to(torch.int64).clone())
+        self.act_bits = int(act_bits)
+        self.act_signed = bool(act_signed)
+        self.act_clip = nn.Parameter(torch.tensor(float(act_clip)))
+        self.weight_bits = tuple(weight_bits)  # the search's candidate widths, for cost statistics
+        self.act_choices = tuple(act_choices) or (self.act_bits,)
+        self.quantize = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quantize:
+            return run_op(self.geometry, x, self.weight, self.bias)
+        x = quantize_activation(x, self.act_clip, (self.act_bits,), None, self.act_signed)
+        return run_op(self.geometry, x, quantize_weight(self.weight, self.bits), self.bias)
+
+    def weight_codes(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Integer weight codes [C, ...] (int32) and per-channel scales [C]; weight ≈ codes · scale."""
+        w = self.weight.detach()
+        scale = channel_scale(w, self.bits)
+        qmax = weight_qmax(self.bits).to(w.dtype).reshape((-1,) + (1,) * (w.dim() - 1))
+        codes = torch.round(w / scale.reshape(qmax.shape)).clamp(-qmax, qmax)
+        return codes.to(torch.int32), scale
+
+    def act_scale(self) -> float:
+        """Scale of the input-activation quantizer (real value = code · scale)."""
+        _, hi = act_levels(self.act_bits, self.act_signed)
+        return float(self.act_clip.detach().clamp_min(1e-8)) / hi
+
+    def stats(self, name: str = "") -> LayerStats:
+        g = self.geometry
+        dtype = self.weight.dtype
+        counts = torch.tensor([float((self.bits == b).sum()) for b in self.weight_bits], dtype=dtype)
+        fan_in = torch.tensor(float(self.weight.shape[1]), dtype=dtype)
+        kept_in = torch.tensor(float(g.in_channels), dtype=dtype)
+        act_bits = self.act_choices
+        act_probs = torch.tensor([1.0 if b == self.act_bits else 0.0 for b in act_bits])
+        return LayerStats(name, g.kind, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.groups,
+                          g.in_spatial, g.out_spatial, self.weight_bits, act_bits, kept_in, fan_in, counts,
+                          act_probs.to(dtype))
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        hist = {b: int((self.bits == b).sum()) for b in sorted(set(self.bits.tolist()))}
+        return f"{g.kind}, {g.in_channels}->{g.out_channels}, bits={hist}, act_bits={self.act_bits}"

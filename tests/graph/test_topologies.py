@@ -1,0 +1,184 @@
+"""Every hard topology: convert, search a few steps, freeze, compare; and costs to the bit."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jointopt
+from jointopt.graph import frozen_cost
+from jointopt.nn import FrozenLayer
+from nets import TOPOLOGIES, randomize_bn
+
+
+def search_steps(net, x, steps=4, lam=0.5):
+    opt_w = torch.optim.Adam(list(net.weight_parameters()), lr=1e-2)
+    opt_s = torch.optim.SGD(list(net.selector_parameters()), lr=0.5, momentum=0.9)
+    ref = net.reference_cost("memory")
+    target = torch.randint(0, 3, (x.shape[0],))
+    net.train()
+    for _ in range(steps):
+        out = net(x)
+        loss = F.cross_entropy(out[:, :3], target) + lam * net.cost("memory") / ref
+        opt_w.zero_grad()
+        opt_s.zero_grad()
+        loss.backward()
+        opt_w.step()
+        opt_s.step()
+        net.anneal(0.045)
+    return net
+
+
+def independent_memory_bits(frozen):
+    """Σ over frozen tensors of (weights of each output channel) × (its bits), counted directly."""
+    total = 0
+    for m in frozen.modules():
+        if isinstance(m, FrozenLayer):
+            per_channel = m.weight[0].numel()
+            total += sum(per_channel * int(b) for b in m.bits)
+    return total
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_float_mode_matches_original(name):
+    cls, shape = TOPOLOGIES[name]
+    torch.manual_seed(0)
+    model = randomize_bn(cls()).eval()
+    x = torch.randn(*shape)
+    for fold in (False, True):
+        net = jointopt.convert(model, x, fold_bn=fold).eval().set_mode("float")
+        assert torch.allclose(net(x), model(x), atol=1e-5), (name, fold)
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_search_freeze_matches_hard_mode(name):
+    cls, shape = TOPOLOGIES[name]
+    torch.manual_seed(1)
+    model = randomize_bn(cls()).eval()
+    x = torch.randn(*shape)
+    net = jointopt.convert(model, x)
+    search_steps(net, x)
+    # push the selectors into a mixed state: some channels pruned, several widths used
+    g = torch.Generator().manual_seed(2)
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data = torch.randn(gate.size, generator=g) * 2
+    for _, layer in net.searchable_layers():
+        layer.bit_logits.data = torch.randn(layer.bit_logits.shape, generator=g)
+    net.eval().set_mode("hard")
+    expected = net(x)
+    frozen = net.freeze().eval()
+    assert not any(isinstance(m, jointopt.SearchableNetwork) for m in frozen.modules())
+    assert torch.allclose(frozen(x), expected, atol=1e-5), (frozen(x) - expected).abs().max()
+    hard = net.cost("memory", hard=True).item()
+    assert hard == frozen_cost(frozen, "memory").item() == independent_memory_bits(frozen)
+    assert net.cost("bitops", hard=True).item() == pytest.approx(frozen_cost(frozen, "bitops").item(), rel=1e-6)
+    # pruned channels are physically gone
+    kept_total = sum(r["kept"] for r in net.summary())
+    frozen_out = sum(m.geometry.out_channels for m in frozen.modules() if isinstance(m, FrozenLayer))
+    assert kept_total == frozen_out
+
+
+def test_something_is_actually_pruned_in_the_mixed_state():
+    cls, shape = TOPOLOGIES["residual"]
+    torch.manual_seed(0)
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data[: gate.size // 2] = -5.0
+    frozen = net.freeze()
+    total = sum(r["total"] for r in net.summary())
+    kept = sum(m.geometry.out_channels for m in frozen.modules() if isinstance(m, FrozenLayer))
+    assert kept < total
+    assert frozen_cost(frozen, "memory") < net.reference_cost("memory")
+
+
+def test_group_never_loses_every_channel():
+    cls, shape = TOPOLOGIES["chain"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data.fill_(-4.0)
+            gate.logits.data[1] = -3.0
+    frozen = net.freeze().eval()
+    layers = [m for m in frozen.modules() if isinstance(m, FrozenLayer)]
+    assert [m.geometry.out_channels for m in layers[:3]] == [1, 1, 1]
+    net.eval().set_mode("hard")
+    x = torch.randn(*shape)
+    assert torch.allclose(frozen(x), net(x), atol=1e-5)
+
+
+def test_residual_producers_share_one_group_and_grouped_conv_is_bitwidth_only():
+    cls, shape = TOPOLOGIES["residual"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    groups = net.analysis.groups
+    layers = net.analysis.layers
+    assert layers["stem.0"].out_group == layers["a2.0"].out_group
+    assert layers["short.0"].out_group == layers["b2.0"].out_group
+    assert any("residual add" in c for c in groups[layers["b2.0"].out_group].couplings)
+    cls, shape = TOPOLOGIES["grouped"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    info = net.analysis.layers["grouped.0"]
+    assert "bit-width search only" in info.note
+    assert not net.gates[info.out_group].prunable
+    assert any("grouped convolution" in r for r in net.analysis.groups[info.out_group].fixed)
+
+
+def test_first_input_and_last_output_never_pruned():
+    cls, shape = TOPOLOGIES["chain"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    assert not net.gates[net.analysis.layers["fc"].out_group].prunable
+    first = net.analysis.layers["body.0.0"].in_segments[0]
+    assert first.group is not None and not net.gates[first.group].prunable
+
+
+def test_exclude_keeps_layer_float_and_unpruned():
+    cls, shape = TOPOLOGIES["chain"]
+    model = cls().eval()
+    x = torch.randn(*shape)
+    net = jointopt.convert(model, x, jointopt.SearchSpace(exclude=("body.1.0",)))
+    names = [n for n, _ in net.searchable_layers()]
+    assert "body.1.0" not in names and "body.0.0" in names
+    assert "body.1.0" in net.analysis.excluded
+    assert not net.gates[net.analysis.layers["body.0.0"].out_group].prunable
+    with pytest.raises(jointopt.UnsupportedOpError, match="not Conv/Linear layers"):
+        jointopt.convert(model, x, jointopt.SearchSpace(exclude=("nope",)))
+
+
+def test_activation_signedness_follows_the_producer():
+    cls, shape = TOPOLOGIES["concat"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    layers = dict(net.searchable_layers())
+    assert layers["stem.0"].act_signed  # network input can be negative
+    assert not layers["left.0"].act_signed  # after ReLU
+    assert layers["mix"].act_signed  # concat of ReLU and Hardswish (can be negative)
+
+
+def test_activation_search_space_runs_and_freezes():
+    cls, shape = TOPOLOGIES["depthwise"]
+    x = torch.randn(*shape)
+    net = jointopt.convert(cls().eval(), x, jointopt.SearchSpace(act_bits=(2, 4, 8)))
+    search_steps(net, x, steps=2)
+    assert all(l.act_logits.grad is not None for _, l in net.searchable_layers())
+    for _, layer in net.searchable_layers():
+        layer.act_logits.data = torch.tensor([0.0, 3.0, 0.0])
+    net.eval().set_mode("hard")
+    frozen = net.freeze().eval()
+    assert {m.act_bits for m in frozen.modules() if isinstance(m, FrozenLayer)} == {4}
+    assert torch.allclose(frozen(x), net(x), atol=1e-5)
+    assert net.cost("bitops", hard=True).item() == pytest.approx(frozen_cost(frozen, "bitops").item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("sampling", ["gumbel", "hard"])
+def test_sampling_modes_train(sampling):
+    cls, shape = TOPOLOGIES["residual"]
+    x = torch.randn(*shape)
+    net = jointopt.convert(cls().eval(), x, jointopt.SearchSpace(sampling=sampling))
+    before = [p.detach().clone() for p in net.selector_parameters()]
+    search_steps(net, x, steps=2)
+    after = list(net.selector_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_no_pruning_space_has_no_prunable_groups():
+    cls, shape = TOPOLOGIES["chain"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape), jointopt.SearchSpace(weight_bits=(4, 8)))
+    assert not any(g.prunable for g in net.gates.values())

@@ -5,8 +5,15 @@ import torch
 
 from jointopt.cost import CostModel, LayerStats
 
+from ._common import widths_like
+
 
 class BitOpsCost(CostModel):
+    """Σ over weight widths ``b`` of MACs at ``b`` × ``b`` × expected activation bits.
+
+    A common proxy for the energy of a bit-serial or bit-scalable datapath.
+    """
+
     name = "bitops"
     unit = "bitop"
     description = "bit-operations per inference: MACs x weight bits x activation bits"
@@ -14,5 +21,5 @@ class BitOpsCost(CostModel):
     display_scale = 1e-9
 
     def layer_cost(self, layer: LayerStats) -> torch.Tensor:
-        bits = torch.tensor(layer.weight_bits, dtype=layer.out_at_bits.dtype, device=layer.out_at_bits.device)
+        bits = widths_like(layer, layer.weight_bits)
         return (layer.macs_at_bits() * bits).sum() * layer.mean_act_bits()

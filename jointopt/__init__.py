@@ -49,6 +49,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in ("graph", "nn", "quant", "cost", "train", "tune", "export", "report", "data", "zoo", "testing"):
+        return importlib.import_module(f"jointopt.{name}")
     raise AttributeError(f"module 'jointopt' has no attribute {name!r}")
 
 

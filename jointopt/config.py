@@ -105,9 +105,10 @@ class TunerConfig:
     trials: int = 8
     lambda_min: float = 0.05
     lambda_max: float = 20.0
-    sampler: str = "tpe"  # tpe | nsga2 | random
+    sampler: str = "spread"  # spread (λ spread evenly, deterministic; default) | tpe | nsga2 | random
     tune_temperature_decay: bool = False
     study_name: str = "jointopt"
+    baselines: List[int] = field(default_factory=lambda: [8, 4, 2])  # uniform weight widths to compare with
 
 
 @dataclass
@@ -182,8 +183,8 @@ class Config:
                 f"tuner.lambda_min={self.tuner.lambda_min} and lambda_max={self.tuner.lambda_max} "
                 "must satisfy 0 < lambda_min <= lambda_max"
             )
-        if self.tuner.sampler not in ("tpe", "nsga2", "random"):
-            raise ConfigError(f"tuner.sampler={self.tuner.sampler!r}; choose tpe, nsga2 or random")
+        if self.tuner.sampler not in ("spread", "tpe", "nsga2", "random"):
+            raise ConfigError(f"tuner.sampler={self.tuner.sampler!r}; choose spread, tpe, nsga2 or random")
         if self.tuner.trials < 1:
             raise ConfigError("tuner.trials must be >= 1")
         if self.data.batch_size < 1:

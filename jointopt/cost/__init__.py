@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 from ._base import CostModel, LayerStats
 
-__all__ = ["CostModel", "LayerStats", "register_cost_model", "get_cost_model", "list_cost_models"]
+__all__ = ["CostModel", "LayerStats", "register_cost_model", "get_cost_model", "list_cost_models", "refresh"]
 
 ENTRY_POINT_GROUP = "jointopt.cost_models"
 _REGISTRY: Registry = Registry("cost model")
@@ -53,6 +53,19 @@ class _LazyTarget:
 
 
 _REGISTRY.add_loader(_discover)
+
+
+def refresh() -> None:
+    """Look for installed plug-ins again (after installing one into a running session, or in tests).
+
+    Names found through entry points are forgotten and re-read on the next lookup; names given to
+    :func:`register_cost_model` stay.
+    """
+    importlib.invalidate_caches()
+    for name, entry in list(_REGISTRY._entries.items()):
+        if isinstance(entry, (_LazyEntryPoint, _LazyTarget)):
+            del _REGISTRY._entries[name]
+    _REGISTRY.add_loader(_discover)
 
 
 def register_cost_model(name: str, factory, *, overwrite: bool = False):

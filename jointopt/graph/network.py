@@ -35,7 +35,11 @@ class SearchableNetwork(nn.Module):
     def forward(self, *inputs):
         for gate in self.gates.values():
             gate.refresh(self.state, self.training)
-        return self.net(*inputs)
+        try:
+            return self.net(*inputs)
+        finally:  # the drawn keep values live in the autograd graph; do not keep them on the module
+            for gate in self.gates.values():
+                gate.current = None
 
     def set_mode(self, mode: str) -> "SearchableNetwork":
         if mode not in MODES:

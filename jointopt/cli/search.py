@@ -1,0 +1,111 @@
+"""``jointopt search``: run the study (warm-up once, N trials), print the Pareto front."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = """\
+Run a study: train the float network once (warm-up), then run trials that each search which
+channels to prune and which bit-width every kept channel uses under a cost target, freeze the
+choice into a smaller integer-weight network, fine-tune it and evaluate it. Optuna picks the
+regularisation strength λ of every trial; the trials trace the accuracy-vs-cost Pareto front.
+
+With no --config this runs the built-in quickstart (a small CNN on scikit-learn's digits, 8 trials,
+a few minutes on a laptop CPU).
+
+examples:
+  jointopt search                                  # quickstart, memory target
+  jointopt search --target bitops --trials 12
+  jointopt search --config configs/cifar10_resnet8.yaml --data-dir ~/data --device cuda
+  jointopt search --target latency --cost-model mpic
+  jointopt search --lambda 2.0                     # one trial with a fixed strength
+  jointopt search --set search.epochs=30 --set data.batch_size=64
+  jointopt search --out runs/a --resume            # continue an interrupted study
+  jointopt search --out runs/shared --storage postgresql://user@db/jointopt   # one of many workers
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("search", help="run the study and print the Pareto front (the main job)",
+                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML config (default: the built-in quickstart)")
+    p.add_argument("--target", help="cost model to minimise: memory, bitops, macs, mpic, ne16, a module:Class, "
+                                    "a file.py:Class, a LUT file, or 'latency' (= the --cost-model, default mpic)")
+    p.add_argument("--cost-model", action="append", default=[], metavar="SPEC",
+                   help="another cost model to compute and report for every trial (repeatable)")
+    p.add_argument("--trials", type=int, help="number of completed trials to reach (default from the config)")
+    p.add_argument("--lambda", dest="fixed_lambda", type=float, help="run one trial with this λ instead of tuning")
+    p.add_argument("--out", help="run directory (default: a new folder under runs/)")
+    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: SQLite in the run "
+                                     "directory); journal:PATH for a journal file")
+    p.add_argument("--resume", action="store_true", help="continue the study in --out (completed trials are kept)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default from the config: cpu)")
+    p.add_argument("--data-dir", help="where the data-set files are (or are downloaded to)")
+    p.add_argument("--seed", type=int, help="seed of the whole study (same seed, same front on one machine)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set search.epochs=30 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="print only the final table")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
+    p.set_defaults(func=run)
+
+
+def resolve_config(args):
+    from ..config import Config
+    from ..tune import quickstart_config
+
+    if args.resume and not args.config and args.out and (Path(args.out) / "config.yaml").exists():
+        config = Config.from_yaml(Path(args.out) / "config.yaml")
+    else:
+        config = Config.from_yaml(args.config) if args.config else quickstart_config()
+    sets = list(args.set)
+    if args.target == "latency":
+        sets.append(f"cost.target={args.cost_model[0] if args.cost_model else 'mpic'}")
+        extra = args.cost_model[1:]
+    else:
+        if args.target:
+            sets.append(f"cost.target={args.target}")
+        extra = args.cost_model
+    if extra:
+        sets.append(f"cost.report={list(dict.fromkeys(config.cost.report + extra))}")
+    for flag, key in (("trials", "tuner.trials"), ("device", "device"), ("data_dir", "data.root"), ("seed", "seed"),
+                      ("threads", "threads")):
+        value = getattr(args, flag)
+        if value is not None:
+            sets.append(f"{key}={value}")
+    config = config.override(sets) if sets else config
+    from ..cost import get_cost_model
+
+    for name in [config.cost.target] + list(config.cost.report) + ([config.cost.second] if config.cost.second else []):
+        get_cost_model(name)  # fail now, before any training, on an unknown cost model
+    return config
+
+
+def run(args) -> int:
+    from ..tune import Study
+    from ..tune.rundir import default_run_dir
+    from ._progress import Progress
+
+    config = resolve_config(args)
+    out = Path(args.out) if args.out else default_run_dir()
+    progress = Progress(trials=config.tuner.trials, target=config.cost.target, quiet=args.quiet)
+    listeners = [progress]
+    if not args.no_tensorboard:
+        try:
+            from ..report import tensorboard_listener
+        except ImportError:
+            tensorboard_listener = None
+        if tensorboard_listener is not None:
+            listeners.append(tensorboard_listener(out))
+    study = Study(config, out, storage=args.storage, resume=args.resume, listeners=listeners,
+                  fixed_lambda=args.fixed_lambda, argv=["jointopt"] + sys.argv[1:])
+    summary = study.run()
+    print(f"\nPareto front ({len(summary['front'])} of {len(summary['results'])} trials), target "
+          f"{config.cost.target}; accuracy on validation (the tuner's objective) and test:")
+    print(study.table)
+    print(f"\nrun directory: {out}")
+    print(f"  report:      jointopt report {out}")
+    print(f"  tensorboard: tensorboard --logdir {out}")
+    print(f"  export:      jointopt export {out} --trial N --format onnx")
+    return 0

@@ -1,0 +1,296 @@
+"""The three phases of a trial — float warm-up, search, quantization-aware fine-tune — and evaluation.
+
+Each phase trains for up to ``epochs`` epochs (``max_steps`` batches each), multiplies the learning
+rate by ``lr_decay`` after every epoch, keeps the best state by its validation score and stops early
+after ``patience`` epochs without improvement. Everything it does is announced on the event bus.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, PhaseConfig
+from ..cost import get_cost_model
+from ..graph import convert, frozen_cost
+from ..graph.network import SearchableNetwork
+from .checkpoint import save_checkpoint
+from .events import EventBus
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, split: str, batch_size: int, device) -> Tuple[float, float]:
+    """(top-1 accuracy in %, mean cross-entropy) of ``model`` on ``split``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct, loss, n = 0, 0.0, 0
+    for x, y in dataset.batches(split, batch_size, device=device):
+        out = model(x)
+        loss += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += len(y)
+    model.train(was_training)
+    return 100.0 * correct / max(n, 1), loss / max(n, 1)
+
+
+def _batches(dataset, config: Config, phase: PhaseConfig, generator, device):
+    limit = phase.max_steps
+    for i, batch in enumerate(dataset.batches("train", config.data.batch_size, shuffle=True,
+                                              augment=config.data.augment, generator=generator, device=device,
+                                              drop_last=True)):
+        if limit is not None and i >= limit:
+            return
+        yield batch
+
+
+def _steps_per_epoch(dataset, config: Config, phase: PhaseConfig) -> int:
+    n = dataset.len_batches("train", config.data.batch_size, drop_last=True)
+    return min(n, phase.max_steps) if phase.max_steps is not None else n
+
+
+class _EarlyStop:
+    def __init__(self, patience: int, higher_is_better: bool):
+        self.patience, self.sign = patience, 1 if higher_is_better else -1
+        self.best, self.best_epoch, self.state = -math.inf, -1, None
+
+    def update(self, epoch: int, score: float, model: nn.Module) -> bool:
+        """Record ``score``; return True when the phase should stop."""
+        if self.sign * score > self.best:
+            self.best, self.best_epoch = self.sign * score, epoch
+            self.state = copy.deepcopy(model.state_dict())
+        return epoch - self.best_epoch >= self.patience
+
+
+def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device, seed: int,
+                trial: Optional[int] = None) -> Tuple[nn.Module, float]:
+    """Float warm-up (BatchNorm on): Adam, best validation accuracy kept. Returns (model, val acc)."""
+    phase = config.warmup
+    model.to(device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    if phase.epochs == 0:
+        return model, evaluate(model, dataset, "val", config.data.eval_batch_size, device)[0]
+    opt = torch.optim.Adam(model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
+    stop = _EarlyStop(phase.patience, higher_is_better=True)
+    bus.emit("phase_start", trial, "warmup", epochs=phase.epochs, steps=_steps_per_epoch(dataset, config, phase))
+    for epoch in range(phase.epochs):
+        model.train()
+        total, count = 0.0, 0
+        for x, y in _batches(dataset, config, phase, generator, device):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()), count + 1
+        sched.step()
+        val_acc, val_loss = evaluate(model, dataset, "val", config.data.eval_batch_size, device)
+        bus.emit("epoch", trial, "warmup", epoch, loss=total / max(count, 1), task_loss=total / max(count, 1),
+                 val_acc=val_acc, val_loss=val_loss, lr=opt.param_groups[0]["lr"])
+        if stop.update(epoch, val_acc, model):
+            break
+    model.load_state_dict(stop.state)
+    bus.emit("phase_end", trial, "warmup", best_epoch=stop.best_epoch, val_acc=stop.best)
+    return model, stop.best
+
+
+def _distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
+
+
+class TrialRunner:
+    """Runs one trial: convert the warm-up network, search, freeze, fine-tune, evaluate.
+
+    Args:
+        config: the study configuration.
+        dataset: the in-memory data set.
+        bus: where progress goes.
+        device: torch device.
+        trial: trial number (for events and seeding).
+        trial_dir: where per-epoch checkpoints go (None: no checkpoints).
+    """
+
+    def __init__(self, config: Config, dataset, bus: EventBus, device, trial: int, trial_dir: Optional[Path]):
+        self.config, self.dataset, self.bus, self.device = config, dataset, bus, device
+        self.trial, self.trial_dir = trial, trial_dir
+        self.cost_names = cost_names(config)
+        self.cost_models = {name: get_cost_model(name) for name in self.cost_names}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _emit(self, kind, phase=None, epoch=None, **data):
+        self.bus.emit(kind, self.trial, phase, epoch, **data)
+
+    def _checkpoint(self, phase: str, epoch: int, model: nn.Module, extra: Optional[dict] = None) -> None:
+        if self.trial_dir is not None:
+            save_checkpoint(self.trial_dir / "checkpoint.pt",
+                            {"phase": phase, "epoch": epoch, "state": model.state_dict(), **(extra or {})})
+
+    def example_batch(self) -> torch.Tensor:
+        x, _ = next(self.dataset.batches("train", min(256, len(self.dataset.train)), device=self.device))
+        return x
+
+    # -- the trial --------------------------------------------------------------------------------
+    def run(self, warm: nn.Module, lam: float, lam2: float = 0.0, temperature_decay: Optional[float] = None) -> dict:
+        cfg = self.config
+        started = time.time()
+        seed = cfg.seed * 100003 + self.trial
+        torch.manual_seed(seed)
+        warm = copy.deepcopy(warm).to(self.device).eval()
+        space = cfg.space.build(cfg.search.sampling)
+        net = convert(warm, self.example_batch(), space)
+        net.temperature = cfg.search.temperature
+        self.search(net, lam, lam2, cfg.search.temperature_decay if temperature_decay is None else temperature_decay,
+                    seed)
+        frozen = net.freeze()
+        frozen = self.finetune(frozen, warm, seed)
+        val_acc, _ = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
+        test_acc, _ = evaluate(frozen, self.dataset, "test", cfg.data.eval_batch_size, self.device)
+        result = describe_frozen(frozen, net, self.cost_models, cfg.cost.target)
+        result.update(trial=self.trial, val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started,
+                      params={"lambda": lam, **({"lambda2": lam2} if cfg.cost.second else {}),
+                              **({"temperature_decay": temperature_decay} if temperature_decay is not None else {})})
+        self.searchable, self.frozen = net, frozen
+        return result
+
+    def search(self, net: SearchableNetwork, lam: float, lam2: float, decay: float, seed: int) -> None:
+        cfg, phase = self.config, self.config.search
+        generator = torch.Generator().manual_seed(seed)
+        target = self.cost_models[cfg.cost.target]
+        ref = net.reference_cost(target)
+        second = self.cost_models.get(cfg.cost.second) if cfg.cost.second else None
+        ref2 = net.reference_cost(second) if second is not None else None
+        opt_w = torch.optim.Adam(list(net.weight_parameters()), lr=phase.lr, weight_decay=phase.weight_decay)
+        opt_s = torch.optim.SGD(list(net.selector_parameters()), lr=phase.selector_lr, momentum=phase.selector_momentum)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt_w, phase.lr_decay)
+        stop = _EarlyStop(phase.patience, higher_is_better=False)
+        steps = _steps_per_epoch(self.dataset, cfg, phase)
+        self._emit("phase_start", "search", epochs=phase.epochs, steps=steps, reference={k: float(net.reference_cost(m))
+                                                                                        for k, m in self.cost_models.items()})
+        for epoch in range(phase.epochs):
+            net.train().set_mode("soft")
+            total = task_total = reg_total = 0.0
+            count = 0
+            for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
+                task = F.cross_entropy(net(x), y)
+                reg = lam * net.cost(target) / ref
+                if second is not None:
+                    reg = reg + lam2 * net.cost(second) / ref2
+                loss = task + reg
+                opt_w.zero_grad(set_to_none=True)
+                opt_s.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_w.step()
+                opt_s.step()
+                total, task_total, reg_total, count = total + float(loss.detach()), task_total + float(task.detach()), \
+                    reg_total + float(reg.detach()), count + 1
+                if count % max(1, steps // 4) == 0:
+                    self._emit("step", "search", epoch, step=count, steps=steps, loss=float(loss.detach()))
+            sched.step()
+            net.anneal(decay)
+            net.set_mode("hard")
+            val_acc, val_loss = evaluate(net, self.dataset, "val", cfg.data.eval_batch_size, self.device)
+            with torch.no_grad():
+                hard = {k: float(net.cost(m, hard=True)) for k, m in self.cost_models.items()}
+                soft = {k: float(net.cost(m)) for k, m in self.cost_models.items()}
+            net.set_mode("soft")
+            summary = net.summary()
+            kept = sum(r["kept"] for r in summary) / max(1, sum(r["total"] for r in summary))
+            score = val_loss + lam * hard[cfg.cost.target] / float(ref)
+            n = max(count, 1)
+            self._emit("epoch", "search", epoch, loss=total / n, task_loss=task_total / n, reg=reg_total / n,
+                       val_acc=val_acc, val_loss=val_loss, lr=opt_w.param_groups[0]["lr"], temperature=net.temperature,
+                       kept_fraction=kept, mean_bits=mean_bits(net.layer_stats(hard=True)),
+                       **{f"soft_cost/{k}": v for k, v in soft.items()}, **{f"hard_cost/{k}": v for k, v in hard.items()})
+            self._emit("allocation", "search", epoch, layers=summary)
+            self._checkpoint("search", epoch, net)
+            if stop.update(epoch, score, net):
+                break
+        net.load_state_dict(stop.state)
+        net.eval().set_mode("hard")
+        self._emit("phase_end", "search", best_epoch=stop.best_epoch)
+
+    def finetune(self, frozen: nn.Module, teacher: nn.Module, seed: int) -> nn.Module:
+        cfg, phase = self.config, self.config.finetune
+        frozen.to(self.device)
+        if phase.epochs == 0:
+            return frozen.eval()
+        generator = torch.Generator().manual_seed(seed + 1)
+        opt = torch.optim.Adam(frozen.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
+        stop = _EarlyStop(phase.patience, higher_is_better=True)
+        stop.update(-1, evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)[0], frozen)
+        self._emit("phase_start", "finetune", epochs=phase.epochs, steps=_steps_per_epoch(self.dataset, cfg, phase))
+        teacher.eval()
+        for epoch in range(phase.epochs):
+            frozen.train()
+            total, count = 0.0, 0
+            for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
+                out = frozen(x)
+                loss = F.cross_entropy(out, y)
+                if phase.distill:
+                    with torch.no_grad():
+                        target = teacher(x)
+                    w = phase.distill_weight
+                    loss = (1 - w) * loss + w * _distill_loss(out, target, phase.distill_temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, count = total + float(loss.detach()), count + 1
+            sched.step()
+            val_acc, val_loss = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
+            self._emit("epoch", "finetune", epoch, loss=total / max(count, 1), val_acc=val_acc, val_loss=val_loss,
+                       lr=opt.param_groups[0]["lr"])
+            self._checkpoint("finetune", epoch, frozen)
+            if stop.update(epoch, val_acc, frozen):
+                break
+        frozen.load_state_dict(stop.state)
+        self._emit("phase_end", "finetune", best_epoch=stop.best_epoch, val_acc=stop.best)
+        return frozen.eval()
+
+
+def cost_names(config: Config) -> List[str]:
+    """The active cost models: the target first, then the second target and the reported ones."""
+    names = [config.cost.target] + ([config.cost.second] if config.cost.second else []) + list(config.cost.report)
+    return list(dict.fromkeys(names))
+
+
+def mean_bits(stats) -> float:
+    """Average weight width over the kept weights."""
+    bits = weights = 0.0
+    for s in stats:
+        w = s.weights_at_bits()
+        weights += float(w.sum())
+        bits += float((w * torch.tensor(s.weight_bits, dtype=w.dtype)).sum())
+    return bits / weights if weights else 0.0
+
+
+def describe_frozen(frozen: nn.Module, net: Optional[SearchableNetwork], cost_models: Dict, target: str) -> dict:
+    """Costs of the frozen network under every active model, and its allocation."""
+    from ..graph import frozen_layer_stats
+
+    stats = frozen_layer_stats(frozen)
+    costs = {k: float(m.network_cost(stats)) for k, m in cost_models.items()}
+    hist: Dict[int, int] = {}
+    allocation = []
+    for s in stats:
+        counts = {int(b): int(n) for b, n in zip(s.weight_bits, s.out_at_bits.tolist()) if n}
+        for b, n in counts.items():
+            hist[b] = hist.get(b, 0) + n
+        allocation.append({"layer": s.name, "kept": s.out_channels, "bits": counts,
+                           "act_bits": int(s.act_bits[int(s.act_probs.argmax())])})
+    result = {"target": target, "costs": costs, "cost_display": {k: m.format(costs[k]) for k, m in cost_models.items()},
+              "bits_histogram": hist, "allocation": allocation, "mean_bits": mean_bits(stats)}
+    if net is not None:
+        totals = {r["layer"]: r["total"] for r in net.summary()}
+        for row in allocation:
+            row["total"] = totals.get(row["layer"], row["kept"])
+        result["kept_fraction"] = sum(r["kept"] for r in allocation) / max(1, sum(r["total"] for r in allocation))
+        result["reference"] = {k: float(net.reference_cost(m)) for k, m in cost_models.items()}
+    return result

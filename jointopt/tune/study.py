@@ -1,0 +1,334 @@
+"""The study: warm-up once, many trials tuned by Optuna, the Pareto front of frozen networks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from ..config import Config
+from ..errors import ConfigError
+from ..train import EventBus, TrialRunner, evaluate, load_checkpoint, save_checkpoint, train_float
+from ..train.phases import cost_names, describe_frozen
+from ..train.checkpoint import atomic_write_text
+from ..space import SearchSpace
+from . import rundir
+from .front import front_csv, front_table, pareto_front
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def load_dataset(config: Config):
+    from ..data import get_dataset
+
+    return get_dataset(config.data.name, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed,
+                       limit_train=config.data.limit_train)
+
+
+def build_model(config: Config, input_shape=None, num_classes=None) -> torch.nn.Module:
+    """The configured model, sized for the data set when its factory takes ``input_shape``/``num_classes``."""
+    import inspect
+
+    from ..zoo import create_model
+    from ..zoo._registry import _REGISTRY, _import_factory
+
+    kwargs = dict(config.model.kwargs)
+    name = config.model.name
+    factory = _REGISTRY.get(name).factory if name in _REGISTRY else _import_factory(name) if ":" in name else None
+    try:
+        params = inspect.signature(factory).parameters if factory is not None else {}
+    except (TypeError, ValueError):
+        params = {}
+    if input_shape is not None and "input_shape" in params:
+        kwargs.setdefault("input_shape", tuple(input_shape))
+    if num_classes is not None and "num_classes" in params:
+        kwargs.setdefault("num_classes", int(num_classes))
+    return create_model(name, **kwargs)
+
+
+def warmup_key(config: Config) -> str:
+    """What determines the warm-up network: model, data, warm-up schedule, seed."""
+    data = {k: v for k, v in config.to_dict()["data"].items() if k != "eval_batch_size"}
+    blob = json.dumps({"model": config.to_dict()["model"], "data": data, "warmup": config.to_dict()["warmup"],
+                       "seed": config.seed, "version": config.version}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Study:
+    """One run directory's study. ``run()`` does the work; several processes may share the storage.
+
+    Args:
+        config: the resolved configuration.
+        run_dir: the run directory (created).
+        storage: an Optuna storage URL; default SQLite in the run directory. ``journal:PATH``
+            selects Optuna's journal file storage.
+        resume: continue the study already in ``run_dir``.
+        listeners: event listeners (progress display, TensorBoard, ...).
+        fixed_lambda: run a single trial with this λ instead of tuning.
+    """
+
+    def __init__(self, config: Config, run_dir: Path, storage: Optional[str] = None, resume: bool = False,
+                 listeners: Sequence[Callable] = (), fixed_lambda: Optional[float] = None,
+                 argv: Optional[List[str]] = None):
+        self.config, self.run_dir = config, Path(run_dir)
+        self.fixed_lambda = fixed_lambda
+        self.storage_url = storage or f"sqlite:///{(self.run_dir / rundir.STUDY_DB).resolve()}"
+        self.resume = resume
+        self.argv = argv
+        self._prepare_dir()
+        self.bus = EventBus([rundir.MetricsWriter(self.run_dir), rundir.LogWriter(self.run_dir), *listeners])
+        self.device = resolve_device(config.device)
+        self.cost_names = cost_names(config)
+
+    # -- run directory ----------------------------------------------------------------------------
+    def _prepare_dir(self) -> None:
+        config_path = self.run_dir / rundir.CONFIG
+        exists = config_path.exists()
+        if exists and not self.resume:
+            raise ConfigError(f"run directory {str(self.run_dir)!r} already holds a study; pass --resume to continue it "
+                              "or --out NEW_DIR to start another")
+        if self.resume and not exists:
+            raise ConfigError(f"--resume: {str(self.run_dir)!r} holds no study (no {rundir.CONFIG}); start one with --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if exists:
+            saved = Config.from_yaml(config_path)
+            if saved.to_dict() != self.config.to_dict():
+                changed = [k for k, v in self.config.to_dict().items() if saved.to_dict().get(k) != v]
+                only_trials = set(changed) <= {"tuner", "device", "threads"} and \
+                    {k for k, v in self.config.tuner.__dict__.items() if getattr(saved.tuner, k) != v} <= {"trials"}
+                if not only_trials:
+                    raise ConfigError(f"--resume: the configuration differs from the one in {str(config_path)!r} "
+                                      f"(sections: {', '.join(changed)}); resume without --config/overrides, "
+                                      "or start a new run directory")
+        atomic_write_text(config_path, self.config.to_yaml())
+        env = rundir.environment(self.config, self.argv)
+        env_path = self.run_dir / rundir.ENVIRONMENT
+        if env_path.exists():
+            previous = json.loads(env_path.read_text())
+            env["resumed"] = previous.get("resumed", []) + [env["started"]]
+            env["started"] = previous.get("started", env["started"])
+        rundir.write_json(env_path, env)
+
+    # -- optuna -----------------------------------------------------------------------------------
+    def _storage(self):
+        import optuna
+
+        url = self.storage_url
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url[len("journal:"):]))
+        if url.startswith("sqlite"):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        return url
+
+    def _sampler(self):
+        import optuna
+
+        seed, kind = self.config.seed, self.config.tuner.sampler
+        if kind == "spread":
+            from .sampler import SpreadSampler
+
+            return SpreadSampler(seed)
+        if kind == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, min(10, self.config.tuner.trials // 2)))
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _study(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.create_study(study_name=self.config.tuner.study_name, storage=self._storage(),
+                                   sampler=self._sampler(), directions=["maximize", "minimize"], load_if_exists=True)
+
+    def _recover_stale(self, study) -> None:
+        """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again."""
+        from optuna.trial import TrialState
+
+        host = socket.gethostname()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid")):
+                continue
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+
+    # -- shared pieces: warm-up and baselines -----------------------------------------------------
+    def warmup(self, dataset) -> torch.nn.Module:
+        key = warmup_key(self.config)
+        path = self.run_dir / "warmup" / f"{key}.pt"
+        with rundir.file_lock(self.run_dir / "warmup" / f"{key}.lock"):
+            torch.manual_seed(self.config.seed)  # the initial weights depend on the seed only
+            model = build_model(self.config, dataset.input_shape, dataset.num_classes)
+            if path.exists():
+                saved = load_checkpoint(path)
+                model.load_state_dict(saved["state"])
+                self.bus.emit("warmup_cached", data_key=key, val_acc=saved["val_acc"])
+                self.warmup_acc = saved["val_acc"]
+                return model.to(self.device)
+            model, val_acc = train_float(model, dataset, self.config, self.bus, self.device, self.config.seed)
+            save_checkpoint(path, {"state": model.state_dict(), "val_acc": val_acc, "key": key})
+            rundir.write_json(path.with_suffix(".json"), {"key": key, "val_acc": val_acc,
+                                                          "model": self.config.model.name})
+            self.warmup_acc = val_acc
+            return model
+
+    def baselines(self, dataset, warm) -> Dict[str, dict]:
+        path = self.run_dir / rundir.BASELINES
+        with rundir.file_lock(self.run_dir / "baselines.lock"):
+            if path.exists():
+                return json.loads(path.read_text())
+            out: Dict[str, dict] = {}
+            cfg = self.config
+            acc_val, _ = evaluate(warm, dataset, "val", cfg.data.eval_batch_size, self.device)
+            acc_test, _ = evaluate(warm, dataset, "test", cfg.data.eval_batch_size, self.device)
+            out["float"] = {"val_acc": acc_val, "test_acc": acc_test, "costs": {}}
+            self.bus.emit("baseline", name="float", **out["float"])
+            for bits in cfg.tuner.baselines:
+                out[f"w{bits}"] = self._uniform(dataset, warm, bits)
+                self.bus.emit("baseline", name=f"w{bits}", **out[f"w{bits}"])
+            rundir.write_json(path, out)
+            return out
+
+    def _uniform(self, dataset, warm, bits: int) -> dict:
+        """A uniform-width network trained with the same budget as a trial (search + fine-tune epochs)."""
+        from ..graph import convert
+
+        cfg = self.config
+        budget = cfg.override([f"finetune.epochs={cfg.search.epochs + cfg.finetune.epochs}",
+                               f"finetune.max_steps={cfg.finetune.max_steps if cfg.finetune.max_steps is not None else 'null'}"])
+        runner = TrialRunner(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
+        space = SearchSpace(weight_bits=(bits,), act_bits=(max(cfg.space.act_bits),))
+        import copy
+
+        net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space).eval().set_mode("hard")
+        frozen = runner.finetune(net.freeze(), warm, cfg.seed)
+        val_acc, _ = evaluate(frozen, dataset, "val", cfg.data.eval_batch_size, self.device)
+        test_acc, _ = evaluate(frozen, dataset, "test", cfg.data.eval_batch_size, self.device)
+        described = describe_frozen(frozen, net, runner.cost_models, cfg.cost.target)
+        return {"val_acc": val_acc, "test_acc": test_acc, "costs": described["costs"], "bits": bits}
+
+    # -- the study --------------------------------------------------------------------------------
+    def run(self) -> dict:
+        import optuna
+        from optuna.study import MaxTrialsCallback
+        from optuna.trial import TrialState
+
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        dataset = load_dataset(cfg)
+        self.input_shape = tuple(dataset.input_shape)
+        rundir.write_json(self.run_dir / "dataset.json", {"name": dataset.name, "input_shape": list(dataset.input_shape),
+                                                      "num_classes": dataset.num_classes,
+                                                      "class_names": list(dataset.class_names),
+                                                      "substitute": dataset.substitute})
+        study = self._study()
+        self.bus.emit("study_start", config=cfg.to_dict(), run_dir=str(self.run_dir), target=cfg.cost.target,
+                      trials=cfg.tuner.trials, storage=self.storage_url)
+        if self.resume:
+            self._recover_stale(study)
+        warm = self.warmup(dataset)
+        baselines = self.baselines(dataset, warm)
+        if self.fixed_lambda is not None and not study.trials:
+            study.enqueue_trial({"lambda": self.fixed_lambda})
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        target_trials = 1 if self.fixed_lambda is not None else cfg.tuner.trials
+        if done < target_trials:
+            study.optimize(self._objective(dataset, warm), n_trials=target_trials,
+                           callbacks=[MaxTrialsCallback(target_trials, states=(TrialState.COMPLETE,))])
+        return self.finish(study, baselines)
+
+    def _objective(self, dataset, warm):
+        cfg = self.config
+
+        def objective(trial) -> tuple:
+            if self.fixed_lambda is not None:
+                lam = trial.suggest_float("lambda", self.fixed_lambda, self.fixed_lambda)
+            else:
+                lam = trial.suggest_float("lambda", cfg.tuner.lambda_min, cfg.tuner.lambda_max, log=True)
+            lam2 = trial.suggest_float("lambda2", cfg.cost.second_lambda_min, cfg.cost.second_lambda_max, log=True) \
+                if cfg.cost.second else 0.0
+            decay = trial.suggest_float("temperature_decay", 0.01, 0.2, log=True) \
+                if cfg.tuner.tune_temperature_decay else None
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+            tdir = rundir.trial_dir(self.run_dir, trial.number)
+            tdir.mkdir(parents=True, exist_ok=True)
+            metrics = tdir / "metrics.jsonl"
+            if metrics.exists():
+                metrics.unlink()
+            self.bus.emit("trial_start", trial.number, params=dict(trial.params))
+            runner = TrialRunner(cfg, dataset, self.bus, self.device, trial.number, tdir)
+            result = runner.run(warm, lam, lam2, decay)
+            save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
+            save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())
+            result["input_shape"] = list(self.input_shape)
+            rundir.write_json(tdir / "result.json", result)
+            (tdir / "checkpoint.pt").unlink(missing_ok=True)  # the trial is complete: the final state is kept
+            trial.set_user_attr("result", json.loads(json.dumps(result, default=str)))
+            self.bus.emit("trial_end", trial.number, result=result)
+            return result["val_acc"], result["costs"][cfg.cost.target]
+
+        return objective
+
+    def results(self, study=None) -> List[dict]:
+        from optuna.trial import TrialState
+
+        study = study or self._study()
+        return [t.user_attrs["result"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "result" in t.user_attrs]
+
+    def finish(self, study, baselines) -> dict:
+        target = self.config.cost.target
+        results = sorted(self.results(study), key=lambda r: r["trial"])
+        front = pareto_front(results, target)
+        atomic_write_text(self.run_dir / rundir.PARETO_CSV, front_csv(front, target))
+        summary = {"target": target, "front": front, "results": results, "baselines": baselines}
+        rundir.write_json(self.run_dir / rundir.FRONT_JSON, summary)
+        self.table = front_table(front, target, baselines)
+        self.bus.emit("study_end", front=front, results=results, baselines=baselines, target=target)
+        self.bus.close()
+        return summary
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def search(config: Config | str | Path | None = None, out: Optional[str | Path] = None, **kwargs) -> dict:
+    """Run a whole study from a :class:`Config` (or a YAML path; None = the quickstart).
+
+    Returns the summary: ``front`` (Pareto-optimal trial results), ``results`` (all), ``baselines``.
+    Keyword arguments go to :class:`Study` (``storage``, ``resume``, ``listeners``, ``fixed_lambda``).
+    """
+    if config is None:
+        config = quickstart_config()
+    elif not isinstance(config, Config):
+        config = Config.from_yaml(config)
+    run = Path(out) if out is not None else rundir.default_run_dir()
+    return Study(config, run, **kwargs).run()
+
+
+def quickstart_config() -> Config:
+    path = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+    return Config.from_yaml(path) if path.exists() else Config()

@@ -1,0 +1,129 @@
+"""The study end to end on a tiny config: front, run directory, resume, workers, reproducibility."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import jointopt
+from jointopt.errors import ConfigError
+from jointopt.tune import Study, load_trial
+
+
+def cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "jointopt", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def completed(run: Path):
+    return sorted(int(p.parent.name) for p in run.glob("trials/*/result.json"))
+
+
+def test_study_writes_run_directory_and_front(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    summary = jointopt.search(tiny_config, run)
+    assert len(summary["results"]) == 3
+    for name in ("config.yaml", "study.db", "environment.json", "pareto.csv", "front.json", "baselines.json",
+                 "search.log", "dataset.json"):
+        assert (run / name).exists(), name
+    env = json.loads((run / "environment.json").read_text())
+    assert env["seed"] == 3 and env["torch"]
+    assert list((run / "warmup").glob("*.pt"))
+    front = summary["front"]
+    assert front and all(r in summary["results"] for r in front)
+    for r in summary["results"]:  # no result dominates a front point
+        for f in front:
+            assert not (r["val_acc"] > f["val_acc"] and r["costs"]["memory"] < f["costs"]["memory"])
+    trial = front[0]["trial"]
+    tdir = run / "trials" / str(trial)
+    rows = [json.loads(line) for line in (tdir / "metrics.jsonl").read_text().splitlines()]
+    assert {"search", "finetune"} <= {r["phase"] for r in rows}
+    assert "hard_cost/memory" in [k for r in rows for k in r]
+    # the saved trial rebuilds into the same frozen network and cost
+    _, frozen, result = load_trial(run, trial)
+    assert jointopt.graph.frozen_cost(frozen, "memory").item() == result["costs"]["memory"]
+    lines = (run / "pareto.csv").read_text().splitlines()
+    assert lines[0].startswith("trial,lambda,val_acc") and len(lines) == len(front) + 1
+
+
+def test_same_seed_same_front(tiny_config, tmp_path):
+    a = jointopt.search(tiny_config, tmp_path / "a")
+    b = jointopt.search(tiny_config, tmp_path / "b")
+    key = lambda s: [(r["params"]["lambda"], r["val_acc"], r["costs"]["memory"]) for r in s["front"]]
+    assert key(a) == key(b)
+
+
+def test_existing_run_directory_needs_resume(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(tiny_config.to_yaml())
+    with pytest.raises(ConfigError, match="--resume"):
+        Study(tiny_config, run)
+    with pytest.raises(ConfigError, match="holds no study"):
+        Study(tiny_config, tmp_path / "empty", resume=True)
+    changed = tiny_config.override(["search.epochs=5"])
+    with pytest.raises(ConfigError, match="differs"):
+        Study(changed, run, resume=True)
+
+
+def test_kill_mid_trial_then_resume(tiny_config_file, tmp_path):
+    run = tmp_path / "run"
+    proc = cli("search", "--config", tiny_config_file, "--out", run, "--trials", 4, "--set", "search.epochs=6",
+               "--no-tensorboard")
+    deadline = time.time() + 120
+    # wait until trial 0 is complete and trial 1 is under way, then kill without warning
+    while time.time() < deadline and not (completed(run) and (run / "trials/1/metrics.jsonl").exists()):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = completed(run)
+    assert before and 1 not in before
+    kept = {n: (run / f"trials/{n}/result.json").read_text() for n in before}
+    resumed = cli("search", "--out", run, "--resume", "--trials", 4, "--set", "search.epochs=6", "--no-tensorboard",
+                  "--config", tiny_config_file)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "reused cached network" in out
+    after = completed(run)
+    assert len(after) >= 4 and len(set(after)) == len(after)
+    for n, text in kept.items():  # completed trials are neither lost nor re-run
+        assert (run / f"trials/{n}/result.json").read_text() == text
+    log = (run / "search.log").read_text()
+    assert log.count("phase_start phase=warmup") == 1
+    assert "retry_of" not in out
+    import optuna
+
+    study = optuna.load_study(study_name="jointopt", storage=f"sqlite:///{run / 'study.db'}")
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == len(after) and "RUNNING" not in states
+    killed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(killed) == 1 and any(t.user_attrs.get("retry_of") == killed[0].number for t in study.trials)
+
+
+def test_two_workers_share_one_study(tiny_config_file, tmp_path):
+    run = tmp_path / "run"
+    journal = tmp_path / "journal.log"
+    first = cli("search", "--config", tiny_config_file, "--out", run, "--trials", 4, "--storage", f"journal:{journal}",
+                "--no-tensorboard")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "config.yaml").exists():
+        time.sleep(0.05)
+    second = cli("search", "--config", tiny_config_file, "--out", run, "--trials", 4, "--storage",
+                 f"journal:{journal}", "--resume", "--no-tensorboard")
+    outs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="jointopt", storage=JournalStorage(JournalFileBackend(str(journal))))
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) >= 4
+    assert len({t.number for t in done}) == len(done)
+    pids = {t.user_attrs["pid"] for t in done}
+    assert len(pids) == 2  # both workers ran trials
+    assert sorted(completed(run)) == sorted(t.number for t in done)

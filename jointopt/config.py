@@ -163,7 +163,11 @@ class Config:
             parts = key.strip().split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise ConfigError(f"override {item!r}: {part!r} is not a config section")
+                    sections = [k for k, v in node.items() if isinstance(v, dict)]
+                    close = difflib.get_close_matches(part, sections, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(f"override {item!r}: {part!r} is not a config section{hint}; "
+                                      f"sections: {', '.join(sections)}")
                 node = node[part]
             node[parts[-1]] = yaml.safe_load(raw)
         return Config.from_dict(data)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Sequence, Tuple
+from typing import ClassVar, Optional, Sequence, Tuple
 
 import torch
 
@@ -42,6 +42,7 @@ class LayerStats:
     fan_in: torch.Tensor
     out_at_bits: torch.Tensor
     act_probs: torch.Tensor
+    is_depthwise: Optional[bool] = None  # set by frozen layers: a depthwise conv pruned to one channel has groups=1
 
     @property
     def kernel_numel(self) -> int:
@@ -54,6 +55,9 @@ class LayerStats:
 
     @property
     def depthwise(self) -> bool:
+        """Each output channel reads only its own input channel."""
+        if self.is_depthwise is not None:
+            return self.is_depthwise
         return self.groups > 1 and self.groups == self.in_channels
 
     @property
@@ -76,6 +80,17 @@ class LayerStats:
     def reference_macs(self) -> int:
         """MACs of the unpruned layer."""
         return self.out_channels * (self.in_channels // self.groups) * self.kernel_numel * self.out_numel
+
+
+def human_number(x: float) -> str:
+    """Four significant digits, never scientific notation: 0.3812, 14.29, 1,250, 77,360."""
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a == 0:
+        return "0"
+    decimals = max(0, 3 - int(math.floor(math.log10(a))))
+    return f"{x:.{decimals}f}"
 
 
 class CostModel:
@@ -105,8 +120,7 @@ class CostModel:
     def format(self, value: float) -> str:
         """``value`` in raw units → a short human string (e.g. ``"59.1 kB"``)."""
         unit = self.display_unit or self.unit
-        scaled = float(value) * self.display_scale
-        return f"{scaled:,.4g} {unit}".strip()
+        return f"{human_number(float(value) * self.display_scale)} {unit}".strip()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

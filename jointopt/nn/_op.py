@@ -23,6 +23,7 @@ class LayerGeometry:
     groups: int = 1
     in_spatial: Tuple[int, ...] = ()
     out_spatial: Tuple[int, ...] = ()
+    depthwise: bool = False  # kept when pruning leaves a single channel (then groups == 1)
 
     @classmethod
     def of(cls, module: nn.Module, in_spatial=(), out_spatial=()) -> "LayerGeometry":
@@ -30,12 +31,14 @@ class LayerGeometry:
             return cls("linear", module.in_features, module.out_features, in_spatial=tuple(in_spatial),
                        out_spatial=tuple(out_spatial))
         kind = "conv1d" if isinstance(module, nn.Conv1d) else "conv2d"
+        depthwise = module.groups > 1 and module.groups == module.in_channels == module.out_channels
         return cls(kind, module.in_channels, module.out_channels, tuple(module.kernel_size), tuple(module.stride),
-                   tuple(module.padding), tuple(module.dilation), module.groups, tuple(in_spatial), tuple(out_spatial))
+                   tuple(module.padding), tuple(module.dilation), module.groups, tuple(in_spatial), tuple(out_spatial),
+                   depthwise)
 
     def with_channels(self, in_channels: int, out_channels: int, groups: int) -> "LayerGeometry":
         return LayerGeometry(self.kind, in_channels, out_channels, self.kernel_size, self.stride, self.padding,
-                             self.dilation, groups, self.in_spatial, self.out_spatial)
+                             self.dilation, groups, self.in_spatial, self.out_spatial, self.depthwise)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

@@ -62,7 +62,7 @@ class FrozenLayer(nn.Module):
         act_probs = torch.tensor([1.0 if b == self.act_bits else 0.0 for b in act_bits])
         return LayerStats(name, g.kind, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.groups,
                           g.in_spatial, g.out_spatial, self.weight_bits, act_bits, kept_in, fan_in, counts,
-                          act_probs.to(dtype))
+                          act_probs.to(dtype), g.depthwise)
 
     def extra_repr(self) -> str:
         g = self.geometry

@@ -79,7 +79,9 @@ class MetricsWriter:
     def __call__(self, event: Event) -> None:
         if event.kind != "epoch" or event.trial is None:
             return
-        path = trial_dir(self.run, event.trial) / "metrics.jsonl"
+        # baselines (uniform widths) are announced with trial = -bits
+        folder = trial_dir(self.run, event.trial) if event.trial >= 0 else self.run / "baselines" / f"w{-event.trial}"
+        path = folder / "metrics.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         row = {"phase": event.phase, "epoch": event.epoch, "time": round(event.time, 3), **event.data}
         with open(path, "a") as f:

@@ -182,3 +182,18 @@ def test_no_pruning_space_has_no_prunable_groups():
     cls, shape = TOPOLOGIES["chain"]
     net = jointopt.convert(cls().eval(), torch.randn(*shape), jointopt.SearchSpace(weight_bits=(4, 8)))
     assert not any(g.prunable for g in net.gates.values())
+
+
+def test_depthwise_pruned_to_one_channel_stays_depthwise_for_cost_models():
+    cls, shape = TOPOLOGIES["depthwise"]
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    gate = net.gates[net.analysis.layers["dw.0"].out_group]
+    gate.logits.data.fill_(-5.0)
+    gate.logits.data[2] = 5.0
+    frozen = net.freeze()
+    stats = {s.name: s for s in jointopt.graph.frozen_layer_stats(frozen)}
+    assert stats["dw.0"].groups == 1 and stats["dw.0"].depthwise
+    for name in jointopt.list_cost_models():
+        if name == "lut":
+            continue
+        assert net.cost(name, hard=True).item() == pytest.approx(frozen_cost(frozen, name).item(), rel=1e-6), name

@@ -1,0 +1,208 @@
+"""``export``: one frozen network → the chosen formats in one directory, each verified."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..errors import ExportError
+from .manifest import check_frozen
+
+FORMATS = ("torch", "onnx", "npz", "c")
+VERIFY_JSON = "verify.json"
+SUMMARY_TXT = "summary.txt"
+
+
+def parse_formats(formats: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """``"all"``, one name, or several (``"onnx,c"`` or a list) → the format names in canonical order."""
+    items = [formats] if isinstance(formats, str) else list(formats)
+    names = {part.strip() for item in items for part in str(item).split(",") if part.strip()}
+    if "all" in names:
+        return FORMATS
+    unknown = sorted(names - set(FORMATS))
+    if unknown or not names:
+        raise ExportError(f"unknown export format {', '.join(map(repr, unknown)) or '(none)'}; "
+                          f"choose from {', '.join(FORMATS)} or all")
+    return tuple(f for f in FORMATS if f in names)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export.
+
+    Attributes:
+        formats: any of ``torch``, ``onnx``, ``npz``, ``c`` (or ``"all"``).
+        name: base name of the files (``NAME.json``, ``NAME.onnx``, ``NAME.packed.npz``, ``NAME.h``)
+            and prefix of the C identifiers.
+        int2: ONNX storage of 2-bit weights: ``"int4"`` (default: 2-bit codes in INT4 containers,
+            opset 21, what onnxruntime 1.31 runs on CPU with its default optimisations) or
+            ``"native"`` INT2 tensors (opset 25; valid ONNX, but onnxruntime 1.31's Q/DQ fusion
+            rejects a Conv whose weights are all INT2, so it runs only with graph optimisations off).
+        opset: ONNX opset (default: the smallest that holds the weights, 21 or 25).
+        min_agreement: onnxruntime running the ONNX graph as written (graph optimisations off)
+            must agree with PyTorch on the top-1 class of at least this fraction of the
+            verification batch, or the export fails. (onnxruntime's default optimisations fuse
+            Q/DQ into integer kernels whose rounding differs slightly; that run is reported too.)
+    """
+
+    formats: Tuple[str, ...] = FORMATS
+    name: str = "model"
+    int2: str = "int4"
+    opset: Optional[int] = None
+    min_agreement: float = 0.999
+
+    def __post_init__(self):
+        object.__setattr__(self, "formats", parse_formats(self.formats))
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ExportError(f"export name {self.name!r} must be letters, digits, '_' or '-'")
+        if self.int2 not in ("native", "int4"):
+            raise ExportError(f"int2={self.int2!r}; choose native or int4")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ExportError(f"min_agreement={self.min_agreement} must be in [0, 1]")
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` wrote and what verification found."""
+
+    directory: Path
+    files: Dict[str, Path]
+    summary: List[dict]
+    verification: dict
+    failures: List[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        from .summary import summary_table
+
+        return summary_table(self.summary)
+
+    def report(self) -> str:
+        """One line per check, as the CLI prints it."""
+        v, lines = self.verification, []
+        if "onnx" in v:
+            o, opt = v["onnx"], v["onnx"]["optimized"]
+            lines.append(f"onnx   onnxruntime vs PyTorch on {o['samples']} {v['input']} samples, graph as written: "
+                         f"max |diff| {o['max_abs_diff']:.3g} (outputs up to {o['output_max_abs']:.3g}), top-1 "
+                         f"agreement {100 * o['top1_agreement']:.2f} %; opset {o['opset']}, IR {o['ir_version']}, "
+                         f"checker passed  {_ok(o)}")
+            if "error" in opt:
+                lines.append(f"       with onnxruntime's default optimisations: cannot run ({opt['note']})")
+            else:
+                lines.append(f"       with onnxruntime's default optimisations (Q/DQ fused into integer kernels): "
+                             f"max |diff| {opt['max_abs_diff']:.3g}, top-1 agreement {100 * opt['top1_agreement']:.2f} %")
+        if "torch" in v:
+            t = v["torch"]
+            lines.append(f"torch  reloaded with jointopt.load: max |diff| {t['max_abs_diff']:.3g}  {_ok(t)}")
+        s = v["sizes"]
+        lines.append(f"sizes  packed weights {s['packed_bits']:,} bits = memory cost {s['memory_cost_bits']:,} bits; "
+                     f"{s['packed_bytes']:,} bytes = Σ ceil(layer bits / 8)  {_ok(s)}")
+        if "npz" in v:
+            lines.append(f"npz    codes, scales, biases read back: "
+                         f"{'all match' if v['npz']['codes_match'] else ', '.join(v['npz']['mismatches'])}  {_ok(v['npz'])}")
+        if "c" in v:
+            lines.append(f"c      header arrays parsed back: {'all match' if v['c']['ok'] else v['c']['mismatches']}"
+                         f"  {_ok(v['c'])}")
+        return "\n".join(lines)
+
+
+def _ok(check: dict) -> str:
+    return "ok" if check.get("ok") else "FAILED"
+
+
+def _example(example_input, seed: int = 0) -> Tuple[torch.Tensor, str]:
+    if isinstance(example_input, torch.Tensor):
+        if example_input.dim() < 2:
+            raise ExportError(f"example_input must be a batch [N, ...], got shape {list(example_input.shape)}")
+        return example_input.detach().float().cpu(), "given"
+    try:
+        shape = tuple(int(s) for s in example_input)
+    except TypeError:
+        raise ExportError("example_input must be a batch tensor or the shape of one sample, e.g. (3, 32, 32)") from None
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((32, *shape), generator=generator), "random normal"
+
+
+def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Sequence[str], None] = None, *,
+           reference=None, metadata: Optional[dict] = None, options: Optional[ExportOptions] = None,
+           input_name: Optional[str] = None) -> ExportResult:
+    """Export a frozen network to ``out`` in each format and verify every file.
+
+    Args:
+        frozen: what ``SearchableNetwork.freeze()`` or :func:`jointopt.load` returns.
+        out: directory to write into (created).
+        example_input: a batch of real inputs (used for tracing and verification — a validation
+            batch is best), or the shape of one sample (then a random normal batch is used).
+        formats: overrides ``options.formats`` (``"all"``, ``"onnx"``, ``["torch", "c"]``, ...).
+        reference: the searchable network the frozen one came from: adds the channel totals
+            (kept / total) to the summary and the manifest.
+        metadata: JSON-able facts recorded in every file (run, trial, accuracy, costs, ...).
+        options: :class:`ExportOptions`.
+        input_name: what the batch is, for the report (e.g. ``"validation"``).
+
+    Returns:
+        An :class:`ExportResult`; ``verify.json`` and ``summary.txt`` are written next to the files.
+
+    Raises:
+        ExportError: the network cannot be exported, or a verification check failed (the files
+            and ``verify.json`` are kept for inspection).
+    """
+    from . import c_format, npz_format, onnx_format, torch_format, verify
+    from .packing import pack_network
+    from .summary import original_channels, summary_rows, summary_table
+
+    options = options or ExportOptions()
+    if formats is not None:
+        options = ExportOptions(**{**asdict(options), "formats": parse_formats(formats)})
+    check_frozen(frozen)
+    off = [n for n, m in frozen.named_modules() if getattr(m, "quantize", True) is False]
+    if off and set(options.formats) - {"torch"}:
+        raise ExportError(f"layers {off[:3]} have quantization switched off (FrozenLayer.quantize = False): the "
+                          "integer formats store quantized weights; switch it back on or export only 'torch'")
+    if any(p.device.type != "cpu" for p in frozen.parameters()):
+        frozen = copy.deepcopy(frozen).cpu()  # files are written from CPU tensors; the caller's copy stays
+    x, source = _example(example_input)
+    source = input_name or source
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    was_training = frozen.training
+    frozen.eval()
+    try:
+        with torch.no_grad():
+            expected = frozen(x)
+            layers = pack_network(frozen)
+        totals = original_channels(reference)
+        meta = {"metadata": metadata or {}, "original_channels": totals}
+        files, checks = {}, {"input": source, "sizes": verify.verify_sizes(frozen, layers)}
+        if "torch" in options.formats:
+            files.update(torch_format.save_torch(frozen, out, options.name, x.shape[1:], meta))
+            checks["torch"] = verify.verify_torch(files["manifest"], expected, x)
+        if "onnx" in options.formats:
+            flat = {"jointopt.metadata": json.dumps(metadata or {}, default=str)}
+            files["onnx"] = onnx_format.write_onnx(frozen, layers, x[:1], out / f"{options.name}.onnx", options.int2,
+                                                   options.opset, flat)
+            checks["onnx"] = verify.verify_onnx(files["onnx"], expected, x, options.min_agreement)
+        if "npz" in options.formats:
+            files["npz"] = npz_format.write_packed(layers, out / f"{options.name}{npz_format.SUFFIX}", meta)
+            checks["npz"] = verify.verify_packed(files["npz"], frozen)
+        if "c" in options.formats:
+            comment = json.dumps(metadata, default=str) if metadata else ""
+            files["c"] = c_format.write_header(layers, out / f"{options.name}.h", options.name, x.shape[1:], comment)
+            checks["c"] = verify.verify_header(files["c"], layers, options.name)
+    finally:
+        frozen.train(was_training)
+    rows = summary_rows(layers, totals)
+    checks["file_bytes"] = {k: p.stat().st_size for k, p in files.items()}
+    failures = [k for k, v in checks.items() if isinstance(v, dict) and v.get("ok") is False]
+    checks["ok"] = not failures
+    (out / VERIFY_JSON).write_text(json.dumps(checks, indent=1, default=str) + "\n")
+    (out / SUMMARY_TXT).write_text(summary_table(rows) + "\n")
+    result = ExportResult(out, {**files, "verify": out / VERIFY_JSON, "summary": out / SUMMARY_TXT}, rows, checks,
+                          failures)
+    if failures:
+        raise ExportError(f"export verification failed ({', '.join(failures)}); see {str(out / VERIFY_JSON)!r}:\n"
+                          + result.report())
+    return result

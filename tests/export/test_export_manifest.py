@@ -1,0 +1,208 @@
+"""The torch format: the manifest is data, never code; corrupt or tampered files give ExportError."""
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import jointopt
+from jointopt.errors import ExportError
+from jointopt.export import export
+from export_cases import mixed_frozen
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("torch_export")
+    torch.set_num_threads(1)
+    _, frozen, x = mixed_frozen("concat")
+    export(frozen, directory, x, "torch")
+    return directory, frozen, x
+
+
+def copy_export(exported, tmp_path):
+    directory, _, _ = exported
+    for name in ("model.json", "model.weights.npz"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    return json.loads((tmp_path / "model.json").read_text())
+
+
+def write(tmp_path, manifest):
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+
+
+def rewrite_weights(tmp_path, manifest, change):
+    """Change the weights file and update the checksum, as a careful attacker would."""
+    with np.load(tmp_path / "model.weights.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (tmp_path / "model.weights.npz").write_bytes(buffer.getvalue())
+    manifest["weights"]["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    write(tmp_path, manifest)
+
+
+def node(manifest, name):
+    return next(n for n in manifest["graph"] if n["name"] == name)
+
+
+def test_manifest_is_plain_json_with_the_frozen_choices(exported):
+    directory, frozen, x = exported
+    manifest = json.loads((directory / "model.json").read_text())
+    assert manifest["format"] == "jointopt.frozen" and manifest["version"] == 1
+    layers = {m["name"]: m for m in manifest["modules"] if m["type"] == "FrozenLayer"}
+    for name, module in frozen.named_modules():
+        if isinstance(module, jointopt.nn.FrozenLayer):
+            assert layers[name]["bits"] == module.bits.tolist()
+            assert layers[name]["geometry"]["out_channels"] == module.geometry.out_channels
+            assert layers[name]["act_clip"] == pytest.approx(float(module.act_clip.detach()))
+    assert {n["target"] for n in manifest["graph"] if n["op"] == "call_function"} >= {"torch.cat"}
+    with zipfile.ZipFile(directory / "model.weights.npz") as z:  # numbers only, no pickles
+        assert all(name.endswith(".npy") for name in z.namelist())
+    loaded = jointopt.load(directory / "model.json")
+    with torch.no_grad():
+        assert torch.equal(loaded(x), frozen(x))
+
+
+@pytest.mark.parametrize("target, args", [
+    ("os.system", ["touch {marker}"]),
+    ("builtins.eval", ["__import__('os').system('touch {marker}')"]),
+    ("builtins.exec", ["open('{marker}', 'w')"]),
+    ("subprocess.call", [["touch", "{marker}"]]),
+    ("torch.load", ["{marker}"]),
+])
+def test_functions_outside_the_vocabulary_are_refused(exported, tmp_path, target, args):
+    manifest = copy_export(exported, tmp_path)
+    marker = tmp_path / "pwned"
+    entry = node(manifest, "cat")
+    entry["target"] = target
+    entry["args"] = json.loads(json.dumps(args).replace("{marker}", str(marker)))
+    write(tmp_path, manifest)
+    with pytest.raises(ExportError, match="not in the vocabulary"):
+        jointopt.load(tmp_path)
+    assert not marker.exists()
+
+
+def test_other_injection_routes_are_refused(exported, tmp_path):
+    cases = [
+        (lambda m: node(m, "cat").update(op="call_method", target="__reduce_ex__"), "tensor method"),
+        (lambda m: node(m, "getattr_1").update(args=[{"node": "silu"}, "__class__"]), "getattr may only read"),
+        (lambda m: m["graph"][0].update(target="x=__import__('os').system('id')"), "not a valid identifier"),
+        (lambda m: m["graph"][1].update(name="a; import os"), "not a valid identifier"),
+        (lambda m: m["modules"][1].update(type="Popen"), "not in the vocabulary"),
+        (lambda m: m["modules"][1].update(name="__class__"), "not a valid module path"),
+        (lambda m: node(m, "cat").update(kwargs={"dim": {"__reduce__": "os.system"}}), "unsupported argument"),
+        (lambda m: node(m, "cat").update(op="call_module", target="os.system"), "does not declare"),
+        (lambda m: m.update(weights={"file": "../../etc/passwd.npz", "sha256": ""}), "plain .npz file name"),
+    ]
+    for change, message in cases:
+        manifest = copy_export(exported, tmp_path)
+        change(manifest)
+        write(tmp_path, manifest)
+        with pytest.raises(ExportError, match=message):
+            jointopt.load(tmp_path)
+
+
+@pytest.mark.parametrize("version, message", [(2, "newer jointopt"), ("1", "not supported"), (None, "not supported"),
+                                              (0, "not supported")])
+def test_bad_version(exported, tmp_path, version, message):
+    manifest = copy_export(exported, tmp_path)
+    manifest["version"] = version
+    write(tmp_path, manifest)
+    with pytest.raises(ExportError, match=message):
+        jointopt.load(tmp_path)
+
+
+def test_wrong_shapes_and_inconsistent_choices(exported, tmp_path):
+    def layer(m, name="mix"):
+        return next(e for e in m["modules"] if e["name"] == name)
+
+    cases = [
+        (lambda m: layer(m)["geometry"].update(in_channels=layer(m)["geometry"]["in_channels"] + 1), "shape"),
+        (lambda m: layer(m).update(bits=layer(m)["bits"][:-1]), "bits"),
+        (lambda m: layer(m).update(bits=[3] * len(layer(m)["bits"])), "not among weight_bits"),
+        (lambda m: layer(m)["geometry"].update(kind="conv3d"), "unknown layer kind"),
+        (lambda m: layer(m).update(act_bits=5), "act_bits"),
+        (lambda m: node(m, "mix").update(args=[{"node": "nowhere"}]), "not defined before"),
+        (lambda m: m["graph"].pop(), "end in one output"),
+        (lambda m: m.update(format="something-else"), "not a jointopt manifest"),
+    ]
+    for change, message in cases:
+        manifest = copy_export(exported, tmp_path)
+        change(manifest)
+        write(tmp_path, manifest)
+        with pytest.raises(ExportError, match=message):
+            jointopt.load(tmp_path)
+
+
+def test_graph_that_does_not_fit_together(exported, tmp_path):
+    """Shapes consistent per layer but not across layers: caught by running the rebuilt network once."""
+    manifest = copy_export(exported, tmp_path)
+    node(manifest, "cat")["kwargs"] = {"dim": 0}
+    write(tmp_path, manifest)
+    with pytest.raises(ExportError, match="does not run"):
+        jointopt.load(tmp_path)
+
+
+def test_missing_corrupt_or_swapped_weights(exported, tmp_path):
+    manifest = copy_export(exported, tmp_path)
+    (tmp_path / "model.weights.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ExportError, match="checksum"):
+        jointopt.load(tmp_path)
+    manifest = copy_export(exported, tmp_path)
+    (tmp_path / "model.weights.npz").unlink()
+    with pytest.raises(ExportError, match="missing"):
+        jointopt.load(tmp_path)
+
+    manifest = copy_export(exported, tmp_path)
+    rewrite_weights(tmp_path, manifest, lambda a: a.pop("mix.weight"))
+    with pytest.raises(ExportError, match="no tensor 'mix.weight'"):
+        jointopt.load(tmp_path)
+    manifest = copy_export(exported, tmp_path)
+    rewrite_weights(tmp_path, manifest, lambda a: a.update(extra=np.zeros(3, np.float32)))
+    with pytest.raises(ExportError, match="does not use"):
+        jointopt.load(tmp_path)
+    manifest = copy_export(exported, tmp_path)
+    rewrite_weights(tmp_path, manifest, lambda a: a.update({"mix.weight": a["mix.weight"][:, :-1]}))
+    with pytest.raises(ExportError, match="shape"):
+        jointopt.load(tmp_path)
+
+
+def test_pickled_arrays_are_never_unpickled(exported, tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    manifest = copy_export(exported, tmp_path)
+    rewrite_weights(tmp_path, manifest, lambda a: a.update({"mix.weight": np.array([Boom()], dtype=object)}))
+    with pytest.raises(ExportError, match="cannot read"):
+        jointopt.load(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_not_json_and_wrong_paths(exported, tmp_path):
+    copy_export(exported, tmp_path)
+    (tmp_path / "model.json").write_text('{"format": "jointopt.frozen", ')
+    with pytest.raises(ExportError, match="not valid JSON"):
+        jointopt.load(tmp_path / "model.json")
+    with pytest.raises(ExportError, match="no export"):
+        jointopt.load(tmp_path / "absent.json")
+    with pytest.raises(ExportError, match="onnxruntime"):
+        jointopt.load(tmp_path / "model.onnx")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="exactly one"):
+        jointopt.load(tmp_path / "empty")
+
+
+def test_export_takes_only_frozen_networks(tmp_path):
+    net, frozen, x = mixed_frozen("chain")
+    with pytest.raises(ExportError, match="freeze"):
+        export(net, tmp_path, x)
+    with pytest.raises(ExportError, match="frozen network"):
+        export(torch.nn.Linear(3, 4), tmp_path, x)
+    with pytest.raises(ExportError, match="unknown export format 'tflite'"):
+        export(frozen, tmp_path, x, "tflite")

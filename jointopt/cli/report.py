@@ -1,0 +1,72 @@
+"""``jointopt report``: Pareto figure, CSV, allocation figures, HTML page and TensorBoard runs of a study."""
+from __future__ import annotations
+
+import argparse
+
+HELP = """\
+Regenerate the report of a study from its run directory (a finished study, or one still running):
+
+  RUN/pareto.png                     accuracy vs cost: front highlighted, other trials faded,
+                                     uniform w8/w4/w2 baselines and the float network marked
+  RUN/pareto.csv                     the front (raw units, then human units)
+  RUN/trials/<n>/allocation.png      per layer: channels kept and the share of each bit-width
+  RUN/trials/<n>/allocation_evolution.png   how it evolved during the search
+  RUN/report.html                    all of it in one self-contained page (no server, no network)
+  RUN/tb/...                         TensorBoard runs, when missing (e.g. after --no-tensorboard)
+  RUN/compare.png, compare.csv       with --compare: several studies' fronts on one figure
+
+examples:
+  jointopt report runs/a
+  jointopt report runs/a --log-cost --accuracy test
+  jointopt report runs/a --target bitops            # plot another cost the study reported
+  jointopt report runs/memory --compare runs/mpic --target mpic --label memory-target --label mpic-target
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("report", help="Pareto figure, CSV, allocation figures, HTML page, TensorBoard runs",
+                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory of `jointopt search` (its --out)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN2",
+                   help="other run directories whose fronts are overlaid on compare.png")
+    p.add_argument("--label", action="append", default=[], metavar="TEXT",
+                   help="legend label of RUN, then of each --compare run, in order (repeatable)")
+    p.add_argument("--target", metavar="NAME", help="cost to plot (default: the study's target); "
+                                                     "any cost the study reported, e.g. bitops")
+    p.add_argument("--log-cost", action="store_true", help="log-scale cost axis")
+    p.add_argument("--accuracy", choices=("val", "test"), default="val",
+                   help="accuracy on the figures (default: val; the front is always selected on validation)")
+    p.add_argument("--out", metavar="DIR", help="write the files here instead of into RUN")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write missing TensorBoard runs")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..report import load_run, write_report
+    from ..report._tables import text_table, trials_table
+
+    n_runs = 1 + len(args.compare)
+    if args.label and len(args.label) != n_runs:
+        raise ConfigError(f"--label given {len(args.label)} times for {n_runs} runs (RUN and {len(args.compare)} "
+                          "--compare); give one label per run, in order, or none")
+    data = load_run(args.run)
+    files = write_report(data, target=args.target, log_cost=args.log_cost, accuracy=args.accuracy,
+                         compare=args.compare, labels=args.label or None, out=args.out,
+                         tensorboard=not args.no_tensorboard)
+    target = args.target or data.target
+    print(f"Pareto front of {args.run}: {len(files.front)} of {len(data.results)} trials, target {target}"
+          f" (accuracy in %):")
+    print(text_table(trials_table(data, files.front, target)) if files.front else "  (no completed trials yet)")
+    print("\nwrote:")
+    for path in [files.pareto_png, files.pareto_csv, files.compare_png, files.compare_csv, files.html]:
+        if path is not None:
+            print(f"  {path}")
+    if files.allocations:
+        print(f"  {len(files.allocations)} allocation figures under {Path(files.allocations[0]).parent.parent}/")
+    if files.tensorboard:
+        print(f"  TensorBoard runs: {', '.join(files.tensorboard)} (under {Path(args.run) / 'tb'})")
+    print(f"\nopen {files.html} in a browser, or run:\n  tensorboard --logdir {args.run}")
+    return 0

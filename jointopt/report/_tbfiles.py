@@ -1,0 +1,85 @@
+"""Low-level TensorBoard writing: PNG image summaries, and the study run shared by several processes.
+
+Every worker of a study may refresh the study-level run. Appending to one event file from several
+processes would interleave records, and TensorBoard reads the event files of a run in name order,
+so each refresh writes a complete new file, under an inter-process lock, whose name sorts after
+every earlier one (``events.out.tfevents.<time>.<sequence>.jointopt``), and renames it into place
+only when complete.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import List
+
+
+def image_summary(tag: str, png: bytes):
+    """A ``Summary`` holding an already encoded PNG (no decode/re-encode round trip)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from PIL import Image
+    import io
+
+    width, height = Image.open(io.BytesIO(png)).size
+    return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(height=height, width=width, colorspace=3,
+                                                                       encoded_image_string=png))])
+
+
+class StudyEvents:
+    """``with StudyEvents(folder) as (state, events):`` — lock, read ``state``, queue summaries, write once.
+
+    ``state`` is a small dict persisted next to the folder (what was written last, by any process);
+    ``events.add(summary, step)`` queues a summary; on a clean exit the queued summaries become one
+    new event file.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.lock_path = self.folder.with_name(self.folder.name + ".lock")
+        self.state_path = self.folder.with_name(self.folder.name + ".json")
+        self._queue: List[tuple] = []
+
+    def add(self, summary, step: int) -> None:
+        self._queue.append((summary, int(step)))
+
+    def __enter__(self):
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.lock_path, "a")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        try:
+            self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        except json.JSONDecodeError:
+            self.state = {}
+        return self.state, self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None and self._queue:
+                self._write()
+                self.state_path.write_text(json.dumps(self.state))
+        finally:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+    def _write(self) -> None:
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        stamp = max(int(time.time()), int(self.state.get("stamp", 0)))
+        sequence = int(self.state.get("sequence", 0)) + 1
+        self.state.update(stamp=stamp, sequence=sequence)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{stamp:010d}.{sequence:08d}.{socket.gethostname()}.{os.getpid()}.jointopt"
+        tmp = self.folder / f".partial.{sequence}.{os.getpid()}.tmp"  # TensorBoard skips it: no "tfevents"
+        with open(tmp, "wb") as f:
+            writer = RecordWriter(f)
+            now = time.time()
+            writer.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+            for summary, step in self._queue:
+                writer.write(event_pb2.Event(wall_time=now, step=step, summary=summary).SerializeToString())
+            writer.flush()
+        os.replace(tmp, self.folder / name)
+        self._queue.clear()

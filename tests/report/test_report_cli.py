@@ -1,0 +1,92 @@
+"""`jointopt report RUN`: files, tables, the HTML page, regenerated TensorBoard runs, --compare, --target."""
+import csv
+import io
+import json
+import re
+import shutil
+
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from jointopt.cli.main import main
+from jointopt.report import load_run, pareto_front
+
+
+def tags(folder):
+    ea = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+def test_report_writes_figures_csv_and_a_self_contained_html(run_copy, capsys):
+    assert main(["report", str(run_copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"tensorboard --logdir {run_copy}" in out
+    data = load_run(run_copy)
+    front = pareto_front(data.results, "memory")
+    rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
+    assert [int(r["trial"]) for r in rows] == [r["trial"] for r in front]
+    assert [float(r["memory (kB)"]) for r in rows] == pytest.approx([r["costs"]["memory"] / 8000 for r in front])
+    for name in ("pareto.png", *[f"trials/{r['trial']}/allocation.png" for r in data.results],
+                 *[f"trials/{r['trial']}/allocation_evolution.png" for r in data.results]):
+        image = Image.open(run_copy / name)
+        assert image.width > 500 and image.height > 200, name
+    page = (run_copy / "report.html").read_text()
+    assert not re.search(r"https?://", page)  # opens with no network
+    assert not re.search(r"<(script|link)\b", page)
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 1 + 2 * len(data.results)
+    front_section = page.split('id="front"')[1].split('id="baselines"')[0]
+    for r in front:  # the front table: trial, accuracy, cost in kB
+        assert re.search(rf"<tr><td>{r['trial']}</td>.*?<td class=num>{r['val_acc']:.2f}</td>", front_section)
+        assert f"{r['costs']['memory'] / 8000:.4g}" in front_section
+    assert "memory (kB)" in front_section and "bitops (Mbitop)" in front_section
+    assert "uniform w8a8" in page
+    assert "TensorBoard runs" not in out  # the live run already had every TensorBoard run: none rewritten
+
+
+def test_report_regenerates_missing_tensorboard_runs_with_the_live_tags(run_copy, live_run):
+    shutil.rmtree(run_copy / "tb")
+    assert main(["report", str(run_copy)]) == 0
+    result = json.loads((run_copy / "trials" / "1" / "result.json").read_text())
+    live, replayed = tags(live_run / "tb" / "trial_1"), tags(run_copy / "tb" / "trial_1")
+    assert replayed.Tags()["scalars"] == live.Tags()["scalars"]
+    assert replayed.Tags()["images"] == live.Tags()["images"]
+    assert replayed.Scalars("final/val_acc")[-1].value == pytest.approx(result["val_acc"], rel=1e-6)
+    assert [s.value for s in replayed.Scalars("search/hard_cost/memory_kB")] == \
+        [s.value for s in live.Scalars("search/hard_cost/memory_kB")]
+    assert tags(run_copy / "tb" / "study").Images("pareto/front")
+    assert tags(run_copy / "tb" / "baseline_w8").Scalars("final/val_acc")
+
+
+def test_report_compare_overlays_fronts(run_copy, live_run, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["report", str(run_copy), "--compare", str(live_run), "--label", "first", "--label", "second",
+                 "--log-cost", "--accuracy", "test", "--out", str(out), "--no-tensorboard"]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "compare.csv").read_text())))
+    n_front = len(load_run(live_run).front())
+    assert [r["run"] for r in rows] == ["first"] * n_front + ["second"] * n_front
+    assert Image.open(out / "compare.png").width > 500
+    page = (out / "report.html").read_text()
+    assert 'id="compare"' in page and "<h3>second</h3>" in page
+    assert not (run_copy / "report.html").exists()  # --out: nothing written into the run
+    assert str(out / "compare.png") in capsys.readouterr().out
+
+
+def test_report_target_plots_another_reported_cost(run_copy):
+    assert main(["report", str(run_copy), "--target", "bitops", "--no-tensorboard"]) == 0
+    rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
+    data = load_run(run_copy)
+    assert [int(r["trial"]) for r in rows] == [r["trial"] for r in pareto_front(data.results, "bitops")]
+    assert {r["target"] for r in rows} == {"bitops"}
+    assert "target cost <b>bitops</b> (the study tuned for memory)" in (run_copy / "report.html").read_text()
+
+
+def test_report_errors_are_one_line(run_copy, tmp_path, capsys):
+    assert main(["report", str(run_copy), "--target", "mpic"]) == 1
+    err = capsys.readouterr().err
+    assert "does not report cost 'mpic'" in err and "memory, bitops" in err and "Traceback" not in err
+    assert main(["report", str(tmp_path / "nowhere")]) == 1
+    assert "not a jointopt run directory" in capsys.readouterr().err
+    assert main(["report", str(run_copy), "--compare", str(run_copy), "--label", "only-one"]) == 1
+    assert "--label given 1 times for 2 runs" in capsys.readouterr().err

@@ -59,6 +59,12 @@ class _EarlyStop:
         self.patience, self.sign = patience, 1 if higher_is_better else -1
         self.best, self.best_epoch, self.state = -math.inf, -1, None
 
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "state": self.state}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.best, self.best_epoch, self.state = saved["best"], saved["best_epoch"], saved["state"]
+
     def update(self, epoch: int, score: float, model: nn.Module) -> bool:
         """Record ``score``; return True when the phase should stop."""
         if self.sign * score > self.best:
@@ -122,15 +128,34 @@ class TrialRunner:
         self.trial, self.trial_dir = trial, trial_dir
         self.cost_names = cost_names(config)
         self.cost_models = {name: get_cost_model(name) for name in self.cost_names}
+        self.resume_state: Optional[dict] = None  # a checkpoint of an interrupted run of the same trial
 
     # -- helpers ----------------------------------------------------------------------------------
     def _emit(self, kind, phase=None, epoch=None, **data):
         self.bus.emit(kind, self.trial, phase, epoch, **data)
 
-    def _checkpoint(self, phase: str, epoch: int, model: nn.Module, extra: Optional[dict] = None) -> None:
+    def _checkpoint(self, phase: str, epoch: int, model: nn.Module, optimizers, sched, generator, stop,
+                    extra: Optional[dict] = None) -> None:
+        """Everything needed to continue the phase after ``epoch`` (written atomically)."""
         if self.trial_dir is not None:
-            save_checkpoint(self.trial_dir / "checkpoint.pt",
-                            {"phase": phase, "epoch": epoch, "state": model.state_dict(), **(extra or {})})
+            save_checkpoint(self.trial_dir / "checkpoint.pt", {
+                "phase": phase, "epoch": epoch, "state": model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers], "sched": sched.state_dict(),
+                "generator": generator.get_state(), "stop": stop.state_dict(), **(extra or {})})
+
+    def _restore(self, phase: str, model: nn.Module, optimizers, sched, generator, stop) -> int:
+        """Load a checkpoint of ``phase`` if resuming; return the first epoch to run."""
+        saved = self.resume_state
+        if not saved or saved.get("phase") != phase:
+            return 0
+        model.load_state_dict(saved["state"])
+        for opt, state in zip(optimizers, saved["optimizers"]):
+            opt.load_state_dict(state)
+        sched.load_state_dict(saved["sched"])
+        generator.set_state(saved["generator"])
+        stop.load_state_dict(saved["stop"])
+        self._emit("resumed", phase, saved["epoch"], from_epoch=saved["epoch"] + 1)
+        return saved["epoch"] + 1
 
     def example_batch(self) -> torch.Tensor:
         x, _ = next(self.dataset.batches("train", min(256, len(self.dataset.train)), device=self.device))
@@ -146,8 +171,13 @@ class TrialRunner:
         space = cfg.space.build(cfg.search.sampling)
         net = convert(warm, self.example_batch(), space)
         net.temperature = cfg.search.temperature
-        self.search(net, lam, lam2, cfg.search.temperature_decay if temperature_decay is None else temperature_decay,
-                    seed)
+        if self.resume_state and self.resume_state.get("phase") == "finetune":
+            net.load_state_dict(self.resume_state["searchable"])  # the search had finished
+            net.eval().set_mode("hard")
+        else:
+            self.search(net, lam, lam2, cfg.search.temperature_decay if temperature_decay is None
+                        else temperature_decay, seed)
+        self._searchable_state = net.state_dict()
         frozen = net.freeze()
         frozen = self.finetune(frozen, warm, seed)
         val_acc, _ = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
@@ -173,7 +203,8 @@ class TrialRunner:
         steps = _steps_per_epoch(self.dataset, cfg, phase)
         self._emit("phase_start", "search", epochs=phase.epochs, steps=steps, reference={k: float(net.reference_cost(m))
                                                                                         for k, m in self.cost_models.items()})
-        for epoch in range(phase.epochs):
+        first = self._restore("search", net, (opt_w, opt_s), sched, generator, stop)
+        for epoch in range(first, phase.epochs):
             net.train().set_mode("soft")
             total = task_total = reg_total = 0.0
             count = 0
@@ -209,7 +240,7 @@ class TrialRunner:
                        kept_fraction=kept, mean_bits=mean_bits(net.layer_stats(hard=True)),
                        **{f"soft_cost/{k}": v for k, v in soft.items()}, **{f"hard_cost/{k}": v for k, v in hard.items()})
             self._emit("allocation", "search", epoch, layers=summary)
-            self._checkpoint("search", epoch, net)
+            self._checkpoint("search", epoch, net, (opt_w, opt_s), sched, generator, stop)
             if stop.update(epoch, score, net):
                 break
         net.load_state_dict(stop.state)
@@ -228,7 +259,8 @@ class TrialRunner:
         stop.update(-1, evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)[0], frozen)
         self._emit("phase_start", "finetune", epochs=phase.epochs, steps=_steps_per_epoch(self.dataset, cfg, phase))
         teacher.eval()
-        for epoch in range(phase.epochs):
+        first = self._restore("finetune", frozen, (opt,), sched, generator, stop)
+        for epoch in range(first, phase.epochs):
             frozen.train()
             total, count = 0.0, 0
             for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
@@ -247,7 +279,8 @@ class TrialRunner:
             val_acc, val_loss = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
             self._emit("epoch", "finetune", epoch, loss=total / max(count, 1), val_acc=val_acc, val_loss=val_loss,
                        lr=opt.param_groups[0]["lr"])
-            self._checkpoint("finetune", epoch, frozen)
+            self._checkpoint("finetune", epoch, frozen, (opt,), sched, generator, stop,
+                             {"searchable": getattr(self, "_searchable_state", None)})
             if stop.update(epoch, val_acc, frozen):
                 break
         frozen.load_state_dict(stop.state)

@@ -271,6 +271,12 @@ class Study:
                 metrics.unlink()
             self.bus.emit("trial_start", trial.number, params=dict(trial.params))
             runner = TrialRunner(cfg, dataset, self.bus, self.device, trial.number, tdir)
+            retry_of = trial.user_attrs.get("retry_of")
+            previous = rundir.trial_dir(self.run_dir, retry_of) / "checkpoint.pt" if retry_of is not None else None
+            if previous is not None and previous.exists():  # continue the killed trial from its last epoch
+                runner.resume_state = load_checkpoint(previous)
+                trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
+                                                     "epoch": runner.resume_state["epoch"]})
             result = runner.run(warm, lam, lam2, decay)
             save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
             save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())

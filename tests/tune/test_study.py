@@ -76,7 +76,7 @@ def test_kill_mid_trial_then_resume(tiny_config_file, tmp_path):
                "--no-tensorboard")
     deadline = time.time() + 120
     # wait until trial 0 is complete and trial 1 is under way, then kill without warning
-    while time.time() < deadline and not (completed(run) and (run / "trials/1/metrics.jsonl").exists()):
+    while time.time() < deadline and not (completed(run) and (run / "trials/1/checkpoint.pt").exists()):
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[0]
     os.kill(proc.pid, signal.SIGKILL)
@@ -102,7 +102,15 @@ def test_kill_mid_trial_then_resume(tiny_config_file, tmp_path):
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == len(after) and "RUNNING" not in states
     killed = [t for t in study.trials if t.state.name == "FAIL"]
-    assert len(killed) == 1 and any(t.user_attrs.get("retry_of") == killed[0].number for t in study.trials)
+    assert len(killed) == 1
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed[0].number]
+    assert len(retry) == 1 and retry[0].params == killed[0].params
+    # the retry continued from the killed trial's last per-epoch checkpoint instead of starting over
+    resumed = retry[0].user_attrs["resumed_from"]
+    assert resumed["trial"] == killed[0].number and resumed["epoch"] >= 0
+    rows = [json.loads(l) for l in (run / f"trials/{retry[0].number}/metrics.jsonl").read_text().splitlines()]
+    first = min(r["epoch"] for r in rows if r["phase"] == resumed["phase"])
+    assert first == resumed["epoch"] + 1
 
 
 def test_two_workers_share_one_study(tiny_config_file, tmp_path):

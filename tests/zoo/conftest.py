@@ -1,0 +1,13 @@
+"""The zoo tests run forward passes: keep them on one thread (the machine is shared)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

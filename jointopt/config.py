@@ -78,9 +78,10 @@ class SpaceConfig:
     weight_bits: List[int] = field(default_factory=lambda: [0, 2, 4, 8])
     act_bits: List[int] = field(default_factory=lambda: [8])
     exclude: List[str] = field(default_factory=list)
+    keep_init: float = 1.0  # initial keep logit of every prunable channel (keep probability sigmoid(keep_init))
 
     def build(self, sampling: str = "softmax") -> SearchSpace:
-        return SearchSpace(tuple(self.weight_bits), tuple(self.act_bits), tuple(self.exclude), sampling)
+        return SearchSpace(tuple(self.weight_bits), tuple(self.act_bits), tuple(self.exclude), sampling, self.keep_init)
 
 
 @dataclass

@@ -19,14 +19,16 @@ class SearchSpace:
         exclude: qualified names of Conv/Linear layers left untouched (float, never pruned).
         sampling: ``softmax`` (temperature softmax), ``gumbel`` (Gumbel-softmax samples) or
             ``hard`` (straight-through argmax with soft gradients).
-        keep_init: initial keep logit of every prunable channel (sigmoid(3) ≈ 0.95 kept).
+        keep_init: initial keep logit of every prunable channel; sigmoid(1) ≈ 0.73 starts the gates
+            where their gradient is strong (a saturated start, e.g. 3, makes pruning much rarer
+            than lowering bits).
     """
 
     weight_bits: Tuple[int, ...] = (0, 2, 4, 8)
     act_bits: Tuple[int, ...] = (8,)
     exclude: Tuple[str, ...] = ()
     sampling: str = "softmax"
-    keep_init: float = 3.0
+    keep_init: float = 1.0
 
     def __post_init__(self):
         wb = tuple(sorted({int(b) for b in self.weight_bits}))

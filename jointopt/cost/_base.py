@@ -83,14 +83,15 @@ class LayerStats:
 
 
 def human_number(x: float) -> str:
-    """Four significant digits, never scientific notation: 0.3812, 14.29, 1,250, 77,360."""
+    """At most four significant digits, never scientific notation: 0.3812, 14.29, 2.21, 1,250, 77,360."""
     a = abs(x)
     if a >= 1000:
         return f"{x:,.0f}"
     if a == 0:
         return "0"
     decimals = max(0, 3 - int(math.floor(math.log10(a))))
-    return f"{x:.{decimals}f}"
+    text = f"{x:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class CostModel:

@@ -11,12 +11,20 @@ import pytest
 from data_formats import GSC_WORDS, FileServer, cifar_batch, idx_bytes, md5, write_wav
 
 from jointopt.data import _cifar10, _download
+from jointopt.data import _registry as _data_registry
 
 
 @pytest.fixture(autouse=True)
 def _quiet_and_fast(monkeypatch):
     monkeypatch.setattr(_download, "RETRY_WAIT_S", 0.0)
     monkeypatch.setattr(_download, "TIMEOUT_S", 5.0)
+
+
+@pytest.fixture(autouse=True)
+def _private_registry(monkeypatch):
+    """Data sets a test registers go into a copy, so later tests that list them do not see them."""
+    _data_registry._REGISTRY.names()  # load the built-ins first
+    monkeypatch.setattr(_data_registry._REGISTRY, "_entries", dict(_data_registry._REGISTRY._entries))
 
 
 # -- CIFAR-10 -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Python examples in docs/data_and_zoo.md run as written."""
+"""The Python examples of the README's data-set and model-zoo sections run as written."""
 from __future__ import annotations
 
 import re
@@ -8,8 +8,10 @@ import pytest
 
 from jointopt.zoo import _registry as zoo_registry
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "data_and_zoo.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+DOC = Path(__file__).resolve().parents[2] / "README.md"
+_TEXT = DOC.read_text()
+SECTION = _TEXT[_TEXT.index("\n## Data sets"):_TEXT.index("\n## Bring your own device")]
+BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, re.S)
 
 
 def test_the_document_has_examples():

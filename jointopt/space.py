@@ -1,7 +1,7 @@
 """What the search may choose: weight bit-widths per channel (0 = pruned), activation bits per layer."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Tuple
 
 from .errors import ConfigError

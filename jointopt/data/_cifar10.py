@@ -16,8 +16,8 @@ import torch
 
 from ..errors import DataError
 from ._base import Augmentation, Dataset, Split, stratified_split
-from ._cache import cache_path, load_cache, locate, save_cache
-from ._download import RemoteFile, extract, fetch, md5sum, not_found
+from ._cache import cache_path, load_cache, save_cache
+from ._download import RemoteFile, find_or_fetch, md5sum
 
 NAME = "cifar10"
 FOLDER = "cifar-10-batches-py"
@@ -45,7 +45,7 @@ def load(root: Path, val_fraction: float = 0.1, seed: int = 0, download: bool = 
     key = {"dataset": NAME, "member_md5": dict(MEMBER_MD5)}
     cached = load_cache(cache_path(root, NAME), key)
     if cached is None:
-        folder = _find_or_fetch(root, download)
+        folder = find_or_fetch("CIFAR-10", NAME, root, FOLDER, ARCHIVE, download)
         cached = _read_folder(folder)
         save_cache(cache_path(root, NAME), key, cached)
     train, val = stratified_split(Split(cached["train_x"], cached["train_y"]), val_fraction, seed)
@@ -56,16 +56,6 @@ def load(root: Path, val_fraction: float = 0.1, seed: int = 0, download: bool = 
         notes=f"cached at {cache_path(root, NAME)}",
     )
 
-
-def _find_or_fetch(root: Path, download: bool) -> Path:
-    folder = locate(root, NAME, FOLDER)
-    if folder is not None:
-        return folder
-    archive = locate(root, NAME, ARCHIVE.filename)
-    if archive is None and not download:
-        raise not_found("CIFAR-10", NAME, root, FOLDER, ARCHIVE)
-    archive = fetch(ARCHIVE, archive.parent if archive is not None else root / NAME)  # verifies size and MD5
-    return extract(archive, root / NAME / FOLDER, member=FOLDER)
 
 
 def _unpickle(path: Path) -> dict:

@@ -249,3 +249,18 @@ def _unpack(archive: Path, into: Path) -> None:
                 if member.name.startswith(("/", "..")) or "/../" in member.name:
                     raise ValueError(f"unsafe path {member.name!r} in archive")
             tf.extractall(into)
+
+
+def find_or_fetch(title: str, name: str, root: Path, folder: str, remote: RemoteFile, download: bool) -> Path:
+    """The extracted ``folder`` of data set ``name`` under ``root``: found, or extracted from a local
+    archive, or downloaded (size and MD5 verified) and extracted; a clear error otherwise."""
+    from ._cache import locate
+
+    found = locate(root, name, folder)
+    if found is not None:
+        return found
+    archive = locate(root, name, remote.filename)
+    if archive is None and not download:
+        raise not_found(title, name, root, folder, remote)
+    archive = fetch(remote, archive.parent if archive is not None else root / name)
+    return extract(archive, root / name / folder, member=folder)

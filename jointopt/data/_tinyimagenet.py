@@ -16,8 +16,8 @@ import torch
 
 from ..errors import DataError
 from ._base import Augmentation, Dataset, Split, stratified_split
-from ._cache import cache_path, load_cache, locate, save_cache
-from ._download import RemoteFile, extract, fetch, not_found
+from ._cache import cache_path, load_cache, save_cache
+from ._download import RemoteFile, find_or_fetch
 from ._progress import Counter
 
 NAME = "tinyimagenet"
@@ -38,7 +38,7 @@ def load(root: Path, val_fraction: float = 0.1, seed: int = 0, download: bool = 
     path = cache_path(root, NAME)
     cached = load_cache(path, key)
     if cached is None:
-        cached = _read_folder(_find_or_fetch(root, download))
+        cached = _read_folder(find_or_fetch("Tiny ImageNet", NAME, root, FOLDER, ARCHIVE, download))
         save_cache(path, key, cached)
     train, val = stratified_split(Split(cached["train_x"], cached["train_y"]), val_fraction, seed)
     return Dataset(
@@ -48,16 +48,6 @@ def load(root: Path, val_fraction: float = 0.1, seed: int = 0, download: bool = 
         notes=f"cached at {path}; test = the official labelled val split",
     )
 
-
-def _find_or_fetch(root: Path, download: bool) -> Path:
-    folder = locate(root, NAME, FOLDER)
-    if folder is not None:
-        return folder
-    archive = locate(root, NAME, ARCHIVE.filename)
-    if archive is None and not download:
-        raise not_found("Tiny ImageNet", NAME, root, FOLDER, ARCHIVE)
-    archive = fetch(ARCHIVE, archive.parent if archive is not None else root / NAME)
-    return extract(archive, root / NAME / FOLDER, member=FOLDER)
 
 
 def _decode(paths: List[Path], label: str) -> torch.Tensor:

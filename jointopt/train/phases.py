@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import Config, PhaseConfig
 from ..cost import get_cost_model
-from ..graph import convert, frozen_cost
+from ..graph import convert
 from ..graph.network import SearchableNetwork
 from .checkpoint import save_checkpoint
 from .events import EventBus

@@ -221,7 +221,6 @@ class Study:
 
     # -- the study --------------------------------------------------------------------------------
     def run(self) -> dict:
-        import optuna
         from optuna.study import MaxTrialsCallback
         from optuna.trial import TrialState
 

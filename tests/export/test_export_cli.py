@@ -8,19 +8,12 @@ import torch
 
 import jointopt
 from jointopt.cli.main import main
-from jointopt.config import Config
+from tiny import tiny_config
+
+EXPORT_CONFIG = tiny_config(tuner={"trials": 2, "baselines": []})
 from jointopt.export import select_trial
 from jointopt.tune import load_trial
 
-TINY = {
-    "seed": 3,
-    "data": {"name": "digits", "batch_size": 32, "limit_train": 320},
-    "warmup": {"epochs": 2, "max_steps": 6},
-    "search": {"epochs": 2, "max_steps": 6, "selector_lr": 0.1},
-    "finetune": {"epochs": 1, "max_steps": 4},
-    "cost": {"target": "memory", "report": ["bitops"]},
-    "tuner": {"trials": 2, "lambda_min": 0.1, "lambda_max": 20.0, "baselines": []},
-}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def run_dir(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        jointopt.search(Config.from_dict(TINY), run)
+        jointopt.search(EXPORT_CONFIG, run)
     finally:
         torch.set_num_threads(before)
     return run
@@ -47,7 +40,7 @@ def test_export_a_trial_in_every_format(run_dir, tmp_path, capsys):
     assert verify["ok"] and verify["input"] == "validation"
     from jointopt.tune.study import load_dataset
 
-    assert verify["onnx"]["samples"] == min(256, len(load_dataset(Config.from_dict(TINY)).val))
+    assert verify["onnx"]["samples"] == min(256, len(load_dataset(EXPORT_CONFIG).val))
     assert verify["onnx"]["top1_agreement"] >= 0.999  # the graph as written
     assert verify["onnx"]["max_abs_diff"] < 1e-3 * verify["onnx"]["output_max_abs"]
     assert 0 <= verify["onnx"]["optimized"]["top1_agreement"] <= 1  # reported; integer kernels may flip near-ties
@@ -93,7 +86,7 @@ def test_clear_errors(run_dir, tmp_path, capsys, args, message):
 def fake_run(tmp_path, points):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(Config.from_dict(TINY).to_yaml())
+    (run / "config.yaml").write_text(EXPORT_CONFIG.to_yaml())
     results = [{"trial": t, "val_acc": acc, "test_acc": acc, "costs": {"memory": kb * 8000}, "params": {}}
                for t, acc, kb in points]
     (run / "front.json").write_text(json.dumps({"target": "memory", "front": results, "results": results}))

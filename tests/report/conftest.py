@@ -3,18 +3,12 @@ import shutil
 
 import pytest
 
-from jointopt.config import Config
+from tiny import tiny_config
 
 # 2 trials of 3 search epochs on 256 digits; a uniform w8 baseline; memory target, bitops reported
-TINY_REPORT = {
-    "seed": 3,
-    "data": {"name": "digits", "batch_size": 32, "limit_train": 256},
-    "warmup": {"epochs": 1, "max_steps": 4},
-    "search": {"epochs": 3, "max_steps": 3, "selector_lr": 0.5},
-    "finetune": {"epochs": 1, "max_steps": 2},
-    "cost": {"target": "memory", "report": ["bitops"]},
-    "tuner": {"trials": 2, "lambda_min": 0.5, "lambda_max": 20.0, "baselines": [8], "sampler": "spread"},
-}
+TINY_REPORT = dict(data={"limit_train": 256}, warmup={"epochs": 1, "max_steps": 4},
+                   search={"epochs": 3, "max_steps": 3, "selector_lr": 0.5}, finetune={"epochs": 1, "max_steps": 2},
+                   tuner={"trials": 2, "lambda_min": 0.5, "sampler": "spread"})
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +18,7 @@ def live_run(tmp_path_factory):
     from jointopt.report import tensorboard_listener
 
     run = tmp_path_factory.mktemp("report") / "run"
-    summary = jointopt.search(Config.from_dict(TINY_REPORT), run, listeners=[tensorboard_listener(run)])
+    summary = jointopt.search(tiny_config(**TINY_REPORT), run, listeners=[tensorboard_listener(run)])
     assert len(summary["results"]) == 2
     return run
 

@@ -121,9 +121,8 @@ class SearchableLayer(nn.Module):
             x = quantize_activation(x, self.act_clip, self.act_bits, act_probs, self.act_signed)
             theta = sample_probs(self.bit_logits, state, self.training)
             scale_weight = None
-        if keep is not None:
-            theta = theta * keep[:, None]
-        weight = mix_weights(self.weight, theta, self.weight_bits, scale_weight)
+        # theta · keep is applied inside the mixing function (one autograd node per layer)
+        weight = mix_weights(self.weight, theta, self.weight_bits, scale_weight, keep=keep)
         bias = self.bias
         if bias is not None and keep is not None:
             bias = bias * keep

@@ -86,6 +86,9 @@ class GroupGate(nn.Module):
             self.current = None
         elif state.mode == "hard":
             self.current = self.hard_mask().to(self.logits.dtype)
+        elif not training or state.sampling == "softmax":
+            # the softmax over (drop, keep) logits (0, l) is sigmoid(l / T): one op, not five
+            self.current = torch.sigmoid(self.logits / state.temperature)
         else:
             pair = torch.stack([torch.zeros_like(self.logits), self.logits], dim=-1)
             self.current = sample_probs(pair, state, training)[..., 1]

@@ -5,7 +5,8 @@ straight through. The scale is a statistic of the weights and gets no gradient.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import functools
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -49,46 +50,66 @@ def quantize_weight(weight: torch.Tensor, bits: torch.Tensor | int) -> torch.Ten
     return out * _channel_view((bits_t > 0).to(weight.dtype), weight)
 
 
+@functools.lru_cache(maxsize=None)
+def _width_constants(bits: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``qmax`` of each width as a [B, 1] tensor (built once per widths/dtype/device, not per step)."""
+    return torch.tensor([weight_qmax(b) for b in bits], dtype=dtype, device=device).reshape(-1, 1)
+
+
 class _MixWeights(torch.autograd.Function):
-    """``Σ_b theta[:, b] · Q_b(W)`` in one pass; W gets the straight-through gradient ``Σ_b theta_b``."""
+    """``Σ_b theta[:, b] · keep · Q_b(W)`` in one pass; W gets the straight-through gradient.
+
+    Every width is quantized in one ``[B, C, K]`` stack (K = weights per output channel) and the
+    mixture is one batched matrix product per channel; the backward reuses the stack for
+    ``<grad, Q_b(W)>`` (a second batched product). The keep gate is applied inside, so a
+    searchable layer's whole weight path is one autograd node.
+    """
 
     @staticmethod
-    def forward(ctx, weight, theta, bits: Sequence[int], scale_weight):
+    def forward(ctx, weight, theta, keep, bits: Sequence[int], scale_weight):
         c = weight.shape[0]
-        bits_t = torch.tensor(bits, device=weight.device, dtype=weight.dtype)  # [B]
-        amax = scale_weight.abs().flatten(1).amax(1).clamp_min(1e-8)  # [C]
-        scale = amax[None, :] / (2 ** (bits_t - 1) - 1)[:, None]  # [B, C]
-        qmax = (2 ** (bits_t - 1) - 1).reshape((len(bits),) + (1,) * weight.dim())
-        shape = (len(bits), c) + (1,) * (weight.dim() - 1)
-        codes = torch.round(weight.unsqueeze(0) / scale.reshape(shape))
-        codes = torch.minimum(torch.maximum(codes, -qmax), qmax)
-        stack = codes * scale.reshape(shape)  # [B, C, ...]
-        ctx.save_for_backward(stack, theta)
-        ctx.wdim = weight.dim()
-        return torch.einsum("bc...,cb->c...", stack, theta)
+        flat = weight.reshape(c, -1)
+        qmax = _width_constants(tuple(bits), weight.dtype, weight.device)  # [B, 1]
+        source = flat if scale_weight is None else scale_weight.reshape(c, -1)
+        amax = source.abs().amax(1).clamp_min_(1e-8)  # [C]
+        scale = (amax / qmax).unsqueeze(2)  # [B, C, 1]
+        stack = torch.div(flat, scale).round_()  # [B, C, K] integer codes
+        if scale_weight is not None:  # the scale was measured on other weights: codes may overflow
+            stack = torch.maximum(torch.minimum(stack, qmax.unsqueeze(2)), -qmax.unsqueeze(2))
+        stack = stack.mul_(scale)
+        mix = theta if keep is None else theta * keep.unsqueeze(1)
+        ctx.save_for_backward(stack, theta, keep, mix)
+        ctx.wshape = weight.shape
+        return torch.bmm(mix.unsqueeze(1), stack.transpose(0, 1)).reshape(weight.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        stack, theta = ctx.saved_tensors
-        grad_w = grad_theta = None
+        stack, theta, keep, mix = ctx.saved_tensors
+        grad_w = grad_theta = grad_keep = None
+        c = ctx.wshape[0]
         if ctx.needs_input_grad[0]:
-            grad_w = grad * theta.sum(1).reshape((-1,) + (1,) * (ctx.wdim - 1))
-        if ctx.needs_input_grad[1]:
-            grad_theta = (stack * grad.unsqueeze(0)).flatten(2).sum(2).t()
-        return grad_w, grad_theta, None, None
+            grad_w = grad * mix.sum(1).reshape((-1,) + (1,) * (len(ctx.wshape) - 1))
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            grad_mix = torch.bmm(stack.transpose(0, 1), grad.reshape(c, -1, 1)).reshape(c, -1)  # <grad, Q_b(W)>
+            if ctx.needs_input_grad[1]:
+                grad_theta = grad_mix if keep is None else grad_mix * keep.unsqueeze(1)
+            if ctx.needs_input_grad[2]:
+                grad_keep = (grad_mix * theta).sum(1)
+        return grad_w, grad_theta, grad_keep, None, None
 
 
-def mix_weights(
-    weight: torch.Tensor, theta: torch.Tensor, bits: Sequence[int], scale_weight: Optional[torch.Tensor] = None
-) -> torch.Tensor:
+def mix_weights(weight: torch.Tensor, theta: torch.Tensor, bits: Sequence[int],
+                scale_weight: Optional[torch.Tensor] = None, keep: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Effective weight of a searchable layer.
 
     Args:
         weight: [C, ...] float weights.
         theta: [C, len(bits)] probability of each non-zero width per channel; rows sum to the
-            channel's keep probability (pruning is the missing mass).
+            channel's keep probability (pruning is the missing mass) — or to 1 when ``keep`` is given.
         bits: the non-zero widths.
         scale_weight: weights the per-channel scale is measured on (defaults to ``weight``);
             the hard mode passes the weights restricted to kept input channels, as frozen.
+        keep: optional [C] keep probability per channel; the mixture uses ``theta · keep[:, None]``
+            (the same as multiplying beforehand, without a separate autograd node).
     """
-    return _MixWeights.apply(weight, theta, tuple(bits), weight.detach() if scale_weight is None else scale_weight.detach())
+    return _MixWeights.apply(weight, theta, keep, tuple(bits), None if scale_weight is None else scale_weight.detach())

@@ -12,7 +12,7 @@ choice into a smaller integer-weight network, fine-tune it and evaluate it. Optu
 regularisation strength λ of every trial; the trials trace the accuracy-vs-cost Pareto front.
 
 With no --config this runs the built-in quickstart (a small CNN on scikit-learn's digits, 8 trials,
-a few minutes on a laptop CPU).
+about a minute on a laptop CPU).
 
 examples:
   jointopt search                                  # quickstart, memory target

@@ -38,6 +38,11 @@ from jointopt.config import Config
 from jointopt.data import get_dataset
 from jointopt.zoo import create_model
 
+try:  # run as part of the benchmarks package, or as a script
+    from ._machine import cpu_model
+except ImportError:
+    from _machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.88
 
@@ -96,14 +101,7 @@ def train(config: Config, epochs: int, limit_train):
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}

@@ -40,6 +40,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
+try:  # run as part of the benchmarks package, or as a script
+    from ._machine import cpu_model
+except ImportError:
+    from _machine import cpu_model
+
 CONFIGS = ("float", "joint", "joint_act")
 ACT_BITS = {"joint": (8,), "joint_act": (2, 4, 8)}
 MODELS = ("resnet8", "dscnn", "mobilenetv1_025")
@@ -217,14 +222,7 @@ def measure_rss(model_name: str, args) -> dict:
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 

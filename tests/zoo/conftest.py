@@ -1,16 +1,7 @@
-"""Zoo tests: one thread (the machine is shared), and registrations that do not outlive a test."""
+"""Zoo tests: registrations that do not outlive a test."""
 from __future__ import annotations
 
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

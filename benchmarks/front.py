@@ -1,0 +1,422 @@
+"""Pareto front: full studies on Fashion-MNIST/ResNet-8 and synthetic KWS/DS-CNN, each <= 30 min on 2 cores.
+
+    python -m benchmarks front                         # both studies, results in benchmarks/results/front.*
+    python -m benchmarks.front --only fashion_mnist    # one of them (the other's recorded result is kept)
+    python -m benchmarks.front --from-run runs/bench-front/fashion_mnist-...   # re-analyse a finished run
+    python -m benchmarks.front --only synthetic_kws --trials 2 --set search.epochs=3 --results /tmp/x  # smoke
+
+Each study is ``jointopt.search`` on ``configs/<name>.yaml`` (warm-up once, the uniform w8/w4/w2
+baselines trained with the same budget as a trial, then the trials), timed end to end by listening to
+the study's events. The front is read in the normalised plane (x = memory / memory of uniform w8,
+y = validation accuracy / 100); its hypervolume is taken against the reference point (x = 1.1,
+y = 0). "Iso-accuracy" against a uniform baseline means the smallest trial network whose validation
+accuracy is at least the baseline's minus 0.5 points; its test accuracy is reported next to the
+baseline's. The keyword-spotting data are a synthetic substitute (espeak-ng voices, not people).
+"""
+from __future__ import annotations
+
+import os
+
+# Passive OpenMP waiting: on a shared machine spinning threads cost 3-4x in wall time (see
+# benchmarks/fashion_mnist_float.py); set before torch starts its thread pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+BUDGET_S = 30 * 60
+ISO_TOLERANCE = 0.5  # accuracy points
+HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
+KWS_SPEAKERS = 1000
+
+BENCHES = {
+    "fashion_mnist": {"config": "configs/fashion_mnist_resnet8.yaml", "title": "Fashion-MNIST / ResNet-8",
+                      "targets": {"reduction_vs_w8_pct": 47.5, "beats_w4": True}},
+    "synthetic_kws": {"config": "configs/synthetic_kws_dscnn.yaml",
+                      "title": "synthetic keyword spotting (espeak-ng, a stand-in for Speech Commands) / DS-CNN",
+                      "targets": {}},
+}
+
+
+# -- analysis (also used by benchmarks/paper.py) ---------------------------------------------------
+def hypervolume(points: List[tuple], reference: tuple = HV_REFERENCE) -> float:
+    """Area dominated by ``(cost, accuracy)`` points (cost minimised, accuracy maximised) up to ``reference``."""
+    ref_cost, ref_acc = reference
+    pts = sorted((c, a) for c, a in points if c < ref_cost and a > ref_acc)
+    area, best = 0.0, ref_acc
+    for i, (c, a) in enumerate(pts):
+        best = max(best, a)
+        right = pts[i + 1][0] if i + 1 < len(pts) else ref_cost
+        area += (right - c) * (best - ref_acc)
+    return area
+
+
+def iso_accuracy(results: List[dict], baseline: dict, target: str, key: str = "val_acc",
+                 tolerance: float = ISO_TOLERANCE) -> Optional[dict]:
+    """The smallest result with ``key`` >= baseline's minus ``tolerance``; None if there is none."""
+    ok = [r for r in results if r[key] >= baseline[key] - tolerance]
+    if not ok:
+        return None
+    best = min(ok, key=lambda r: (r["costs"][target], -r[key]))
+    cost, ref = best["costs"][target], baseline["costs"][target]
+    return {"trial": best["trial"], "cost": cost, "baseline_cost": ref,
+            "reduction_pct": 100.0 * (1.0 - cost / ref), "val_acc": best["val_acc"], "test_acc": best["test_acc"],
+            "baseline_val_acc": baseline["val_acc"], "baseline_test_acc": baseline["test_acc"],
+            "test_delta": best["test_acc"] - baseline["test_acc"], "selected_on": key}
+
+
+def analyse(summary: dict) -> dict:
+    """Front, hypervolumes and iso-accuracy reductions of a study summary (``front.json``)."""
+    target, results, baselines = summary["target"], summary["results"], summary["baselines"]
+    w8 = baselines["w8"]["costs"][target]
+    front = [{"trial": r["trial"], "lambda": r["params"].get("lambda"), "val_acc": r["val_acc"],
+              "test_acc": r["test_acc"], "cost": r["costs"][target], "cost_norm": r["costs"][target] / w8,
+              "kept_fraction": r.get("kept_fraction"), "mean_bits": r.get("mean_bits"),
+              "bits_histogram": {str(k): v for k, v in r.get("bits_histogram", {}).items()},
+              "costs": r["costs"]} for r in summary["front"]]
+    uniform = {k: b for k, b in baselines.items() if k != "float" and target in b["costs"]}
+
+    def hv(rows, key):
+        return hypervolume([(r["costs"][target] / w8, r[key] / 100.0) for r in rows])
+
+    out = {"target": target, "w8_cost": w8, "front": front, "trials": len(results),
+           "hypervolume": {"reference_point": {"cost_norm": HV_REFERENCE[0], "accuracy": HV_REFERENCE[1]},
+                           "plane": "x = cost / cost(uniform w8), y = accuracy / 100",
+                           "front_val": hv(results, "val_acc"), "front_test": hv(results, "test_acc"),
+                           "uniform_val": hv(uniform.values(), "val_acc"),
+                           "uniform_test": hv(uniform.values(), "test_acc")},
+           "baselines": {k: {"val_acc": b["val_acc"], "test_acc": b["test_acc"], "cost": b["costs"].get(target),
+                             "cost_norm": b["costs"][target] / w8 if target in b["costs"] else None}
+                         for k, b in baselines.items()},
+           "iso_accuracy": {}}
+    for name, b in uniform.items():
+        out["iso_accuracy"][name] = {"val": iso_accuracy(results, b, target, "val_acc"),
+                                     "test_selected": iso_accuracy(results, b, target, "test_acc")}
+    return out
+
+
+def check_targets(analysis: dict, targets: dict) -> Dict[str, dict]:
+    out = {}
+    w8 = analysis["iso_accuracy"].get("w8", {}).get("val")
+    w4 = analysis["iso_accuracy"].get("w4", {}).get("val")
+    if "reduction_vs_w8_pct" in targets:
+        want = targets["reduction_vs_w8_pct"]
+        got = w8["reduction_pct"] if w8 else None
+        out["reduction_vs_w8"] = {"target_pct": want, "got_pct": got, "met": got is not None and got >= want,
+                                  "shortfall_pct": None if got is None else max(0.0, want - got)}
+    if targets.get("beats_w4"):
+        b = analysis["baselines"]["w4"]
+        out["beats_w4"] = {"met": bool(w4) and w4["cost"] < b["cost"],
+                           "best_reduction_vs_w4_pct": w4["reduction_pct"] if w4 else None,
+                           "note": "a trial smaller than uniform w4 with val acc >= w4 val acc - 0.5"}
+    return out
+
+
+# -- running ----------------------------------------------------------------------------------------
+class Timer:
+    """Study listener: times the phases from the events; samples the load average meanwhile."""
+
+    def __init__(self):
+        self.t0 = time.time()
+        self.events: List[tuple] = []
+        self.load: List[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.load.append(os.getloadavg()[0])
+            self._stop.wait(15)
+
+    def __call__(self, event) -> None:
+        if event.kind in ("study_start", "phase_start", "phase_end", "warmup_cached", "baseline", "trial_start",
+                          "trial_end", "study_end"):
+            self.events.append((event.kind, event.trial, event.phase, event.time))
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def summary(self, end: float) -> dict:
+        def first(kind, trial=None, phase=None, any_trial=False):
+            return next((t for k, tr, ph, t in self.events
+                         if k == kind and (any_trial or tr == trial) and (phase is None or ph == phase)), None)
+        start = first("study_start")
+        w0, w1 = first("phase_start", None, "warmup"), first("phase_end", None, "warmup")
+        baseline_times = [t for k, *_, t in self.events if k == "baseline"]
+        trial_start = {tr: t for k, tr, _, t in self.events if k == "trial_start"}
+        trials = {tr: round(t - trial_start[tr], 1) for k, tr, _, t in self.events if k == "trial_end"}
+        first_trial = min(trial_start.values(), default=end)
+        return {"total_s": round(end - self.t0, 1),
+                "data_and_setup_s": round((start or end) - self.t0, 1),
+                "warmup_s": round(w1 - w0, 1) if w0 and w1 else 0.0,
+                "baselines_s": round((max(baseline_times) if baseline_times else first_trial) - (w1 or start or end), 1),
+                "trials_s": trials, "trials_total_s": round(sum(trials.values()), 1),
+                "trial_mean_s": round(sum(trials.values()) / max(1, len(trials)), 1),
+                "load_1min_during": {"min": round(min(self.load), 2), "mean": round(sum(self.load) / len(self.load), 2),
+                                     "max": round(max(self.load), 2), "samples": len(self.load)} if self.load else None}
+
+
+def kws_root(data_dir: Optional[str], speakers: int) -> Path:
+    """Data root holding a ``speakers``-speaker synthetic corpus; built here if missing."""
+    from jointopt.data._cache import resolve_root
+    from jointopt.data.synthetic_kws import NAME, CORPUS, generate
+
+    base = resolve_root(data_dir)
+    root = base if speakers == 100 else base / f"synthetic_kws_{speakers}spk"
+    corpus = root / NAME / CORPUS
+    if not (corpus / "testing_list.txt").is_file():
+        print(f"building the synthetic corpus ({speakers} speakers) at {corpus}", file=sys.stderr)
+        generate(corpus, speakers=speakers, jobs=2)
+    return root
+
+
+def run_bench(name: str, args) -> dict:
+    import torch
+
+    import jointopt
+    from jointopt.config import Config
+    from jointopt.tune.study import Study
+
+    spec = BENCHES[name]
+    config = Config.from_yaml(REPO / spec["config"])
+    overrides = list(args.set or [])
+    if args.trials:
+        overrides.append(f"tuner.trials={args.trials}")
+    if name == "synthetic_kws":
+        overrides.append(f"data.root={kws_root(args.data_dir, args.kws_speakers)}")
+    elif args.data_dir:
+        overrides.append(f"data.root={args.data_dir}")
+    config = config.override(overrides) if overrides else config
+    from jointopt.tune.study import load_dataset
+
+    data = load_dataset(config)  # sizes and provenance for the report (cached: ~1 s)
+    data_note = (f"train {len(data.train):,} / val {len(data.val):,} / test {len(data.test):,}"
+                 + (f" (limit_train {config.data.limit_train})" if config.data.limit_train else "")
+                 + (f"; {data.notes}" if getattr(data, "notes", None) else ""))
+    if name == "synthetic_kws":
+        data_note += f"; a {args.kws_speakers}-speaker corpus under {config.data.root}"
+    del data
+    run_dir = Path(args.runs) / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    timer = Timer()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    summary = Study(config, run_dir, listeners=[timer], argv=[sys.executable, *sys.argv]).run()
+    end = time.time()
+    timer.close()
+    env = json.loads((run_dir / "environment.json").read_text())
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    return {"bench": name, "title": spec["title"], "config": spec["config"], "overrides": overrides,
+            "run_dir": str(run_dir), "date_utc": started.isoformat(timespec="seconds"),
+            "dataset": dataset, "data_root": config.data.root, "data_note": data_note, "schedule": schedule(config),
+            "timing": timer.summary(end), "load_average_start": load_start,
+            "load_average_end": [round(v, 2) for v in os.getloadavg()],
+            "within_budget": end - timer.t0 <= BUDGET_S, "budget_s": BUDGET_S,
+            "versions": {"jointopt": jointopt.__version__, "torch": torch.__version__,
+                         "optuna": env.get("optuna"), "numpy": env.get("numpy"), "python": env.get("python")},
+            "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"])}
+
+
+def schedule(config) -> dict:
+    c = config
+    return {"threads": c.threads, "batch_size": c.data.batch_size, "limit_train": c.data.limit_train,
+            "val_fraction": c.data.val_fraction, "trials": c.tuner.trials, "sampler": c.tuner.sampler,
+            "lambda": [c.tuner.lambda_min, c.tuner.lambda_max], "baselines": list(c.tuner.baselines),
+            **{p: {"epochs": getattr(c, p).epochs, "max_steps": getattr(c, p).max_steps} for p in
+               ("warmup", "search", "finetune")},
+            "selector_lr": c.search.selector_lr, "temperature_decay": c.search.temperature_decay,
+            "keep_init": c.space.keep_init}
+
+
+def from_run(path: str) -> dict:
+    """Re-analyse a finished run directory (no timing: the events were not observed)."""
+    from jointopt.config import Config
+
+    run = Path(path)
+    summary = json.loads((run / "front.json").read_text())
+    name = json.loads((run / "dataset.json").read_text())["name"]  # the bench names are the data-set names
+    spec = BENCHES.get(name, {"title": name, "config": "?", "targets": {}})
+    config = Config.from_yaml(run / "config.yaml")
+    return {"bench": name, "title": spec["title"], "config": spec["config"], "run_dir": str(run),
+            "dataset": json.loads((run / "dataset.json").read_text()), "schedule": schedule(config),
+            "timing": None, "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"]),
+            "environment": json.loads((run / "environment.json").read_text())}
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "jointopt"], cwd=REPO,
+                                    capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "git_commit": commit,
+            "jointopt_uncommitted_changes": dirty}
+
+
+# -- the markdown ------------------------------------------------------------------------------------
+def kb(bits) -> str:
+    return "—" if bits is None else f"{bits / 8000:.2f}"
+
+
+def _hist(h: dict) -> str:
+    return " ".join(f"{b}b:{n}" for b, n in sorted(((int(b), n) for b, n in h.items()), reverse=True))
+
+
+def render_study(r: dict) -> str:
+    a, t, sch = r["analysis"], r.get("timing"), r["schedule"]
+    ds = r["dataset"]
+    lines = [f"## {r['title']}", ""]
+    if ds.get("substitute"):
+        lines += [f"**The data are a synthetic substitute**: {ds['substitute']}.", ""]
+    lines += [f"- config: `{r['config']}`" + (f", overrides `{' '.join(r['overrides'])}`" if r.get("overrides") else ""),
+              f"- run directory: `{r['run_dir']}`" + (f", started {r['date_utc']}" if r.get("date_utc") else ""),
+              f"- schedule: warm-up {sch['warmup']['epochs']} epochs x {sch['warmup']['max_steps'] or 'all'} steps; "
+              f"{sch['trials']} trials ({sch['sampler']} sampler, lambda {sch['lambda'][0]:g}..{sch['lambda'][1]:g}), "
+              f"each search {sch['search']['epochs']} x {sch['search']['max_steps'] or 'all'} steps + fine-tune "
+              f"{sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps at batch {sch['batch_size']}; "
+              f"uniform baselines {', '.join(f'w{b}' for b in sch['baselines'])} fine-tuned for "
+              f"{sch['search']['epochs'] + sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps; "
+              f"selector lr {sch['selector_lr']}, T x exp(-{sch['temperature_decay']}) per search epoch, "
+              f"{sch['threads']} threads",
+              f"- data: {ds['name']}, input {ds['input_shape']}, {ds['num_classes']} classes" +
+              (f"; {r['data_note']}" if r.get("data_note") else "")]
+    if t:
+        load = t["load_1min_during"] or {}
+        lines += [f"- wall time: **{t['total_s'] / 60:.1f} min** total (budget {r['budget_s'] // 60} min: "
+                  f"{'within' if r['within_budget'] else 'OVER'}); data + setup {t['data_and_setup_s']:.0f} s, "
+                  f"warm-up {t['warmup_s']:.0f} s, float eval + uniform baselines {t['baselines_s']:.0f} s, "
+                  f"{len(t['trials_s'])} trials {t['trials_total_s']:.0f} s ({t['trial_mean_s']:.0f} s mean; per trial: "
+                  + ", ".join(f"{v:.0f}" for v in t["trials_s"].values()) + " s)",
+                  f"- load average: {r['load_average_start']} at the start, {r['load_average_end']} at the end, "
+                  f"1-min load during the run {load.get('min')}..{load.get('max')} (mean {load.get('mean')}) on "
+                  f"{os.cpu_count()} cores" + ("; **the machine was heavily loaded, so wall times over-state the cost**"
+                                               if load.get("mean", 0) > 4 else "")]
+    lines += ["", "| | trial | lambda | val acc % | test acc % | memory kB | vs w8 | kept | mean bits | weight bits (channels) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for p in a["front"]:
+        lines.append(f"| front | {p['trial']} | {p['lambda']:.3g} | {p['val_acc']:.2f} | {p['test_acc']:.2f} | "
+                     f"{kb(p['cost'])} | {100 * p['cost_norm']:.1f} % | {100 * (p['kept_fraction'] or 1):.0f} % | "
+                     f"{p['mean_bits']:.2f} | {_hist(p['bits_histogram'])} |")
+    for name, b in a["baselines"].items():
+        norm = f"{100 * b['cost_norm']:.1f} %" if b["cost_norm"] is not None else "—"
+        lines.append(f"| uniform | {name} | | {b['val_acc']:.2f} | {b['test_acc']:.2f} | {kb(b['cost'])} | {norm} | | | |")
+    hv = a["hypervolume"]
+    lines += ["", f"{a['trials']} trials, {len(a['front'])} on the front (selected on validation accuracy). "
+              f"Memory = conv/linear weight bits, kB = 1000 bytes; float = the warm-up network; uniform networks "
+              f"have 8-bit activations like the trials.", "",
+              f"Hypervolume in the plane {hv['plane']}, reference point (x = {hv['reference_point']['cost_norm']}, "
+              f"y = {hv['reference_point']['accuracy']}): joint front **{hv['front_val']:.4f}** (validation), "
+              f"{hv['front_test']:.4f} (test accuracy of all trials); the uniform {'/'.join(k for k in a['baselines'] if k != 'float')} points alone: "
+              f"{hv['uniform_val']:.4f} (validation), {hv['uniform_test']:.4f} (test).", "",
+              "| iso-accuracy vs | smallest trial within 0.5 pt | memory kB (trial / uniform) | reduction | "
+              "val acc % (trial / uniform) | test acc % (trial / uniform) |", "|---|---:|---:|---:|---:|---:|"]
+    for name, iso in a["iso_accuracy"].items():
+        for label, row in (("validation", iso["val"]), ("test (optimistic)", iso["test_selected"])):
+            if row is None:
+                lines.append(f"| {name}, selected on {label} | none | | | | |")
+                continue
+            lines.append(f"| {name}, selected on {label} | {row['trial']} | {kb(row['cost'])} / {kb(row['baseline_cost'])} "
+                         f"| **{row['reduction_pct']:.1f} %** | {row['val_acc']:.2f} / {row['baseline_val_acc']:.2f} | "
+                         f"{row['test_acc']:.2f} / {row['baseline_test_acc']:.2f} ({row['test_delta']:+.2f}) |")
+    targets = r.get("targets") or {}
+    if targets:
+        lines += ["", "Targets (issue 7):"]
+        if "reduction_vs_w8" in targets:
+            x = targets["reduction_vs_w8"]
+            got = "no trial reaches iso-accuracy" if x["got_pct"] is None else f"{x['got_pct']:.1f} %"
+            lines.append(f"- >= {x['target_pct']} % memory reduction vs uniform w8 at iso-accuracy (validation): {got} "
+                         f"-> **{'met' if x['met'] else 'NOT met'}**" +
+                         ("" if x["met"] or x["shortfall_pct"] is None else f" (short by {x['shortfall_pct']:.1f} points)"))
+        if "beats_w4" in targets:
+            x = targets["beats_w4"]
+            got = "no trial reaches iso-accuracy" if x["best_reduction_vs_w4_pct"] is None else \
+                f"best iso-accuracy point is {x['best_reduction_vs_w4_pct']:.1f} % smaller than w4"
+            lines.append(f"- a point beating uniform w4 ({x['note']}): {got} -> **{'met' if x['met'] else 'NOT met'}**")
+    return "\n".join(lines) + "\n"
+
+
+def render(record: dict) -> str:
+    m = record["machine"]
+    head = ["# Pareto front: joint pruning + channel-wise mixed precision, memory target", "",
+            f"- command: `{record['command']}`",
+            f"- machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['platform']}, OMP_WAIT_POLICY="
+            f"{m['omp_wait_policy']}; shared with other users, so wall times include contention (load below)",
+            f"- code: commit {m['git_commit']}" + (" with uncommitted changes under jointopt/ (work in progress of "
+                                                   "other sessions)" if m.get("jointopt_uncommitted_changes") else ""),
+            ]
+    studies = list(record["studies"].values())
+    if studies and studies[0].get("versions"):
+        v = studies[0]["versions"]
+        head.append(f"- versions: python {v['python']}, torch {v['torch']}, optuna {v['optuna']}, numpy {v['numpy']}, "
+                    f"jointopt {v['jointopt']}")
+    head += ["", "Iso-accuracy: the smallest trial network whose **validation** accuracy is at least the uniform "
+             "network's minus 0.5 points (the uniform networks are trained by the same study with the same budget "
+             "as a trial: search + fine-tune epochs of fine-tuning from the same warm-up); the test accuracies of "
+             "both are shown next to it. A second row selects on test accuracy instead (optimistic, for reference).",
+             ""]
+    return "\n".join(head) + "\n" + "\n".join(render_study(s) for s in studies)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks front", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this study (repeatable)")
+    parser.add_argument("--runs", default=str(REPO / "runs" / "bench-front"), help="where the run directories go")
+    parser.add_argument("--results", default=str(RESULTS), help="where front.json / front.md go")
+    parser.add_argument("--data-dir", default=None, help="data root (default $JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
+    parser.add_argument("--kws-speakers", type=int, default=KWS_SPEAKERS,
+                        help="size of the synthetic keyword corpus (100 = the library's default corpus)")
+    parser.add_argument("--trials", type=int, default=None, help="override tuner.trials")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
+    parser.add_argument("--from-run", action="append", metavar="RUN", help="re-analyse finished run directories")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(2)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((out / "front.json").read_text()) if (out / "front.json").exists() else {}
+    record = {"benchmark": "front", "command": " ".join(["python -m benchmarks.front", *(argv or sys.argv[1:])]),
+              "machine": machine(), "studies": dict(previous.get("studies", {}))}
+    if args.from_run:
+        for path in args.from_run:
+            result = from_run(path)
+            record["studies"][result["bench"]] = {**record["studies"].get(result["bench"], {}), **result}
+    else:
+        for name in args.only or list(BENCHES):
+            result = run_bench(name, args)
+            result["command"] = record["command"]
+            record["studies"][name] = result
+            t = result["timing"]
+            print(f"{name}: {t['total_s']:.0f} s total (warm-up {t['warmup_s']:.0f} s, {len(t['trials_s'])} trials "
+                  f"{t['trial_mean_s']:.0f} s each), load {result['load_average_start']} -> "
+                  f"{result['load_average_end']}", file=sys.stderr)
+    (out / "front.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (out / "front.md").write_text(render(record))
+    print(f"wrote {out / 'front.json'} and {out / 'front.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(REPO))
+    sys.exit(main())

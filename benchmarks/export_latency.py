@@ -40,6 +40,11 @@ from jointopt.export import export
 from jointopt.export.onnx_format import _float_graph
 from jointopt.graph import frozen_cost
 
+try:  # run as part of the benchmarks package, or as a script
+    from ._machine import cpu_model
+except ImportError:
+    from _machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 KEEP = (1.0, 0.7, 0.5, 0.35, 0.25)
 MIXED_KEEP = (1.0, 0.5)
@@ -123,13 +128,7 @@ def measure(sessions: dict, batch: int, reps: int, budget: float = 0.03) -> dict
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_model()
 
 
 def main(argv=None) -> int:

@@ -27,8 +27,10 @@ import json
 import platform
 import subprocess
 import sys
+import re
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -38,6 +40,7 @@ BUDGET_S = 30 * 60
 ISO_TOLERANCE = 0.5  # accuracy points
 HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
 KWS_SPEAKERS = 1000
+LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
 
 BENCHES = {
     "fashion_mnist": {"config": "configs/fashion_mnist_resnet8.yaml", "title": "Fashion-MNIST / ResNet-8",
@@ -224,7 +227,8 @@ def run_bench(name: str, args) -> dict:
             "within_budget": end - timer.t0 <= BUDGET_S, "budget_s": BUDGET_S,
             "versions": {"jointopt": jointopt.__version__, "torch": torch.__version__,
                          "optuna": env.get("optuna"), "numpy": env.get("numpy"), "python": env.get("python")},
-            "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"])}
+            "machine": machine(), "analysis": analyse(summary),
+            "targets": check_targets(analyse(summary), spec["targets"])}
 
 
 def schedule(config) -> dict:
@@ -238,6 +242,33 @@ def schedule(config) -> dict:
             "keep_init": c.space.keep_init}
 
 
+def log_timing(run: Path) -> Optional[dict]:
+    """Phase times of a finished run rebuilt from its ``search.log`` (1 s resolution, no load samples)."""
+    env = json.loads((run / "environment.json").read_text())
+    log = run / "search.log"
+    if not log.exists():
+        return None
+    timer = Timer()
+    timer.close()
+    start = datetime.datetime.fromisoformat(env["started"])
+    timer.t0, timer.load, day, last, end = start.timestamp(), [], start.date(), None, None
+    for line in log.read_text().splitlines():
+        match = LOG_LINE.match(line)
+        if not match:
+            continue
+        t = datetime.datetime.combine(day, datetime.time.fromisoformat(match["stamp"])).timestamp()
+        if last is not None and t < last - 43200:  # past midnight
+            day += datetime.timedelta(days=1)
+            t += 86400
+        last = t
+        fields = dict(f.split("=", 1) for f in (match["where"] or "").split())
+        trial = int(fields["trial"]) if "trial" in fields else None
+        timer(types.SimpleNamespace(kind=match["kind"], trial=trial, phase=fields.get("phase"), time=t))
+        if match["kind"] == "study_end":
+            end = t
+    return timer.summary(end) if end else None
+
+
 def from_run(path: str) -> dict:
     """Re-analyse a finished run directory (no timing: the events were not observed)."""
     from jointopt.config import Config
@@ -249,7 +280,8 @@ def from_run(path: str) -> dict:
     config = Config.from_yaml(run / "config.yaml")
     return {"bench": name, "title": spec["title"], "config": spec["config"], "run_dir": str(run),
             "dataset": json.loads((run / "dataset.json").read_text()), "schedule": schedule(config),
-            "timing": None, "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"]),
+            "timing": log_timing(run), "timing_source": "the run's search.log (1 s resolution, no load samples)",
+            "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"]),
             "environment": json.loads((run / "environment.json").read_text())}
 
 
@@ -285,8 +317,16 @@ def render_study(r: dict) -> str:
     a, t, sch = r["analysis"], r.get("timing"), r["schedule"]
     ds = r["dataset"]
     lines = [f"## {r['title']}", ""]
+    if r.get("superseded"):
+        lines += [f"*{r['superseded']}*", ""]
     if ds.get("substitute"):
         lines += [f"**The data are a synthetic substitute**: {ds['substitute']}.", ""]
+    if r.get("command"):
+        lines.append(f"- command: `{r['command']}`")
+    if r.get("machine"):
+        mm = r["machine"]
+        lines.append(f"- code: commit {mm['git_commit']}" + (" (with uncommitted changes under jointopt/ by other "
+                                                             "sessions)" if mm.get("jointopt_uncommitted_changes") else ""))
     lines += [f"- config: `{r['config']}`" + (f", overrides `{' '.join(r['overrides'])}`" if r.get("overrides") else ""),
               f"- run directory: `{r['run_dir']}`" + (f", started {r['date_utc']}" if r.get("date_utc") else ""),
               f"- schedule: warm-up {sch['warmup']['epochs']} epochs x {sch['warmup']['max_steps'] or 'all'} steps; "
@@ -301,15 +341,18 @@ def render_study(r: dict) -> str:
               (f"; {r['data_note']}" if r.get("data_note") else "")]
     if t:
         load = t["load_1min_during"] or {}
-        lines += [f"- wall time: **{t['total_s'] / 60:.1f} min** total (budget {r['budget_s'] // 60} min: "
-                  f"{'within' if r['within_budget'] else 'OVER'}); data + setup {t['data_and_setup_s']:.0f} s, "
-                  f"warm-up {t['warmup_s']:.0f} s, float eval + uniform baselines {t['baselines_s']:.0f} s, "
-                  f"{len(t['trials_s'])} trials {t['trials_total_s']:.0f} s ({t['trial_mean_s']:.0f} s mean; per trial: "
-                  + ", ".join(f"{v:.0f}" for v in t["trials_s"].values()) + " s)",
-                  f"- load average: {r['load_average_start']} at the start, {r['load_average_end']} at the end, "
-                  f"1-min load during the run {load.get('min')}..{load.get('max')} (mean {load.get('mean')}) on "
-                  f"{os.cpu_count()} cores" + ("; **the machine was heavily loaded, so wall times over-state the cost**"
-                                               if load.get("mean", 0) > 4 else "")]
+        within = t["total_s"] <= BUDGET_S
+        lines.append(f"- wall time: **{t['total_s'] / 60:.1f} min** total (budget {BUDGET_S // 60} min: "
+                     f"{'within' if within else 'OVER'}); data + setup {t['data_and_setup_s']:.0f} s, "
+                     f"warm-up {t['warmup_s']:.0f} s, float eval + uniform baselines {t['baselines_s']:.0f} s, "
+                     f"{len(t['trials_s'])} trials {t['trials_total_s']:.0f} s ({t['trial_mean_s']:.0f} s mean; per trial: "
+                     + ", ".join(f"{v:.0f}" for v in t["trials_s"].values()) + " s)"
+                     + (f"; timed from {r['timing_source']}" if r.get("timing_source") else ""))
+        if r.get("load_average_start"):
+            lines.append(f"- load average: {r['load_average_start']} at the start, {r['load_average_end']} at the end, "
+                         f"1-min load during the run {load.get('min')}..{load.get('max')} (mean {load.get('mean')}) on "
+                         f"{os.cpu_count()} cores" + ("; **the machine was heavily loaded, so wall times over-state the "
+                                                      "cost**" if load.get("mean", 0) > 4 else ""))
     lines += ["", "| | trial | lambda | val acc % | test acc % | memory kB | vs w8 | kept | mean bits | weight bits (channels) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in a["front"]:
@@ -347,9 +390,14 @@ def render_study(r: dict) -> str:
                          f"-> **{'met' if x['met'] else 'NOT met'}**" +
                          ("" if x["met"] or x["shortfall_pct"] is None else f" (short by {x['shortfall_pct']:.1f} points)"))
         if "beats_w4" in targets:
-            x = targets["beats_w4"]
-            got = "no trial reaches iso-accuracy" if x["best_reduction_vs_w4_pct"] is None else \
-                f"best iso-accuracy point is {x['best_reduction_vs_w4_pct']:.1f} % smaller than w4"
+            x, iso = targets["beats_w4"], a["iso_accuracy"]["w4"]["val"]
+            if iso is None:
+                got = "no trial is within 0.5 pt of w4"
+            else:
+                size = f"{abs(iso['reduction_pct']):.1f} % {'smaller' if iso['reduction_pct'] > 0 else 'larger'}"
+                got = (f"the smallest trial within 0.5 pt of w4 (trial {iso['trial']}, {kb(iso['cost'])} kB, val "
+                       f"{iso['val_acc']:.2f} %) is {size} than w4 ({kb(iso['baseline_cost'])} kB, val "
+                       f"{iso['baseline_val_acc']:.2f} %)")
             lines.append(f"- a point beating uniform w4 ({x['note']}): {got} -> **{'met' if x['met'] else 'NOT met'}**")
     return "\n".join(lines) + "\n"
 
@@ -357,11 +405,9 @@ def render_study(r: dict) -> str:
 def render(record: dict) -> str:
     m = record["machine"]
     head = ["# Pareto front: joint pruning + channel-wise mixed precision, memory target", "",
-            f"- command: `{record['command']}`",
+            f"- last command: `{record['command']}`",
             f"- machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['platform']}, OMP_WAIT_POLICY="
             f"{m['omp_wait_policy']}; shared with other users, so wall times include contention (load below)",
-            f"- code: commit {m['git_commit']}" + (" with uncommitted changes under jointopt/ (work in progress of "
-                                                   "other sessions)" if m.get("jointopt_uncommitted_changes") else ""),
             ]
     studies = list(record["studies"].values())
     if studies and studies[0].get("versions"):
@@ -373,6 +419,18 @@ def render(record: dict) -> str:
              "as a trial: search + fine-tune epochs of fine-tuning from the same warm-up); the test accuracies of "
              "both are shown next to it. A second row selects on test accuracy instead (optimistic, for reference).",
              ""]
+    head += ["| study | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | reduction vs w8 "
+             "at iso-acc | vs w4 at iso-acc | wall time | mean 1-min load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in studies:
+        a, t = s["analysis"], s.get("timing")
+        iso = {k: (a["iso_accuracy"].get(k) or {}).get("val") for k in ("w8", "w4")}
+        cell = {k: "none" if v is None else f"{v['reduction_pct']:.1f} % (trial {v['trial']})" for k, v in iso.items()}
+        wall = f"{t['total_s'] / 60:.1f} min" if t else "—"
+        load = (t.get("load_1min_during") or {}).get("mean", "—") if t else "—"
+        head.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {a['trials']} | {len(a['front'])} | "
+                    f"{a['hypervolume']['front_val']:.4f} / {a['hypervolume']['front_test']:.4f} | "
+                    f"{a['hypervolume']['uniform_val']:.4f} | {cell['w8']} | {cell['w4']} | {wall} | {load} |")
+    head.append("")
     return "\n".join(head) + "\n" + "\n".join(render_study(s) for s in studies)
 
 
@@ -387,6 +445,9 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="override tuner.trials")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--from-run", action="append", metavar="RUN", help="re-analyse finished run directories")
+    parser.add_argument("--key", default=None, help="with --from-run: record it under this name (e.g. an older run)")
+    parser.add_argument("--note", default=None, help="with --from-run: a note shown under the study's heading")
+    parser.add_argument("--render-only", action="store_true", help="only rewrite front.md from front.json")
     args = parser.parse_args(argv)
 
     import torch
@@ -397,10 +458,19 @@ def main(argv=None) -> int:
     previous = json.loads((out / "front.json").read_text()) if (out / "front.json").exists() else {}
     record = {"benchmark": "front", "command": " ".join(["python -m benchmarks.front", *(argv or sys.argv[1:])]),
               "machine": machine(), "studies": dict(previous.get("studies", {}))}
-    if args.from_run:
+    if args.render_only:
+        record = previous
+    elif args.from_run:
         for path in args.from_run:
             result = from_run(path)
-            record["studies"][result["bench"]] = {**record["studies"].get(result["bench"], {}), **result}
+            if args.note:
+                result["superseded"] = args.note
+            key = args.key or result["bench"]
+            before = record["studies"].get(key, {})
+            if before.get("timing") and Path(before.get("run_dir", "")).resolve() == Path(path).resolve():
+                for k in ("timing", "timing_source"):  # the live timing (with load samples) is the better one
+                    result.pop(k, None)
+            record["studies"][key] = {**before, **result}
     else:
         for name in args.only or list(BENCHES):
             result = run_bench(name, args)

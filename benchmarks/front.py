@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import datetime
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -231,6 +232,44 @@ def run_bench(name: str, args) -> dict:
             "targets": check_targets(analyse(summary), spec["targets"])}
 
 
+def repeat_trials(study: dict, lambdas: List[float]) -> List[dict]:
+    """Run single trials at fixed λ on a finished study's warm-up and baselines (another trial seed).
+
+    The spread between a repeat and the study's trial at (about) the same λ is the run-to-run noise
+    that an iso-accuracy comparison has to live with at this budget.
+    """
+    import shutil
+
+    from jointopt.config import Config
+    from jointopt.tune.study import Study
+
+    run = Path(study["run_dir"])
+    config = Config.from_yaml(run / "config.yaml")
+    target = study["analysis"]["target"]
+    trials = json.loads((run / "front.json").read_text())["results"] if (run / "front.json").exists() else []
+    out = []
+    for lam in lambdas:
+        scratch = run.parent / f"{run.name}-repeat" / f"lambda-{lam:g}"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        (scratch / "warmup").mkdir(parents=True)
+        for f in (run / "warmup").glob("*"):
+            if f.suffix in (".pt", ".json"):
+                shutil.copy2(f, scratch / "warmup" / f.name)
+        shutil.copy2(run / "baselines.json", scratch / "baselines.json")
+        summary = Study(config, scratch, fixed_lambda=lam, argv=[sys.executable, *sys.argv]).run()
+        r = summary["results"][0]
+        near = min(trials, key=lambda t: abs(math.log(t["params"]["lambda"] / lam))) if trials else None
+        out.append({"lambda": lam, "run_dir": str(scratch), "val_acc": r["val_acc"], "test_acc": r["test_acc"],
+                    "cost": r["costs"][target],
+                    "study_trial": None if near is None else {
+                        "trial": near["trial"], "lambda": near["params"]["lambda"], "val_acc": near["val_acc"],
+                        "test_acc": near["test_acc"], "cost": near["costs"][target]}})
+        print(f"repeat lambda {lam:g}: val {r['val_acc']:.2f} test {r['test_acc']:.2f} cost {r['costs'][target]:.0f}",
+              file=sys.stderr)
+    return out
+
+
 def schedule(config) -> dict:
     c = config
     return {"threads": c.threads, "batch_size": c.data.batch_size, "limit_train": c.data.limit_train,
@@ -316,7 +355,7 @@ def _hist(h: dict) -> str:
 def render_study(r: dict) -> str:
     a, t, sch = r["analysis"], r.get("timing"), r["schedule"]
     ds = r["dataset"]
-    lines = [f"## {r['title']}", ""]
+    lines = [f"## {r['title']}" + (" (earlier run)" if r.get("superseded") else ""), ""]
     if r.get("superseded"):
         lines += [f"*{r['superseded']}*", ""]
     if ds.get("substitute"):
@@ -380,6 +419,18 @@ def render_study(r: dict) -> str:
             lines.append(f"| {name}, selected on {label} | {row['trial']} | {kb(row['cost'])} / {kb(row['baseline_cost'])} "
                          f"| **{row['reduction_pct']:.1f} %** | {row['val_acc']:.2f} / {row['baseline_val_acc']:.2f} | "
                          f"{row['test_acc']:.2f} / {row['baseline_test_acc']:.2f} ({row['test_delta']:+.2f}) |")
+    if r.get("repeats"):
+        lines += ["", "Repeats: single trials at a fixed lambda on this study's warm-up and baselines (another trial "
+                  "seed), against the study's trial at the nearest lambda. The difference is the run-to-run noise of "
+                  "one trial at this budget (`--repeat LAMBDA ...`).", "",
+                  "| lambda | repeat: val % / test % / kB | study trial (lambda): val % / test % / kB | val difference |",
+                  "|---:|---|---|---:|"]
+        for x in r["repeats"]:
+            st = x["study_trial"]
+            other = "—" if st is None else (f"trial {st['trial']} ({st['lambda']:.3g}): {st['val_acc']:.2f} / "
+                                            f"{st['test_acc']:.2f} / {kb(st['cost'])}")
+            diff = "—" if st is None else f"{x['val_acc'] - st['val_acc']:+.2f}"
+            lines.append(f"| {x['lambda']:g} | {x['val_acc']:.2f} / {x['test_acc']:.2f} / {kb(x['cost'])} | {other} | {diff} |")
     targets = r.get("targets") or {}
     if targets:
         lines += ["", "Targets (issue 7):"]
@@ -448,6 +499,9 @@ def main(argv=None) -> int:
     parser.add_argument("--key", default=None, help="with --from-run: record it under this name (e.g. an older run)")
     parser.add_argument("--note", default=None, help="with --from-run: a note shown under the study's heading")
     parser.add_argument("--render-only", action="store_true", help="only rewrite front.md from front.json")
+    parser.add_argument("--repeat", type=float, nargs="+", metavar="LAMBDA",
+                        help="run single trials at these lambdas on the recorded study's warm-up and baselines "
+                             "(with --only): how much one trial varies with its seed")
     args = parser.parse_args(argv)
 
     import torch
@@ -460,6 +514,11 @@ def main(argv=None) -> int:
               "machine": machine(), "studies": dict(previous.get("studies", {}))}
     if args.render_only:
         record = previous
+    elif args.repeat:
+        for name in args.only or list(BENCHES):
+            if name not in record["studies"]:
+                parser.error(f"--repeat: no recorded {name!r} study in {out / 'front.json'}; run it first")
+            record["studies"][name]["repeats"] = repeat_trials(record["studies"][name], args.repeat)
     elif args.from_run:
         for path in args.from_run:
             result = from_run(path)

@@ -470,15 +470,18 @@ def render(record: dict) -> str:
              "as a trial: search + fine-tune epochs of fine-tuning from the same warm-up); the test accuracies of "
              "both are shown next to it. A second row selects on test accuracy instead (optimistic, for reference).",
              ""]
-    head += ["| study | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | reduction vs w8 "
-             "at iso-acc | vs w4 at iso-acc | wall time | mean 1-min load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head += ["| study | lambda range | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | "
+             "reduction vs w8 at iso-acc | reduction vs w4 at iso-acc (negative = larger) | wall time | mean 1-min load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in studies:
         a, t = s["analysis"], s.get("timing")
         iso = {k: (a["iso_accuracy"].get(k) or {}).get("val") for k in ("w8", "w4")}
         cell = {k: "none" if v is None else f"{v['reduction_pct']:.1f} % (trial {v['trial']})" for k, v in iso.items()}
         wall = f"{t['total_s'] / 60:.1f} min" if t else "—"
         load = (t.get("load_1min_during") or {}).get("mean", "—") if t else "—"
-        head.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {a['trials']} | {len(a['front'])} | "
+        lam = s["schedule"]["lambda"]
+        head.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {lam[0]:g}..{lam[1]:g} | "
+                    f"{a['trials']} | {len(a['front'])} | "
                     f"{a['hypervolume']['front_val']:.4f} / {a['hypervolume']['front_test']:.4f} | "
                     f"{a['hypervolume']['uniform_val']:.4f} | {cell['w8']} | {cell['w4']} | {wall} | {load} |")
     head.append("")

@@ -35,6 +35,11 @@ import types
 from pathlib import Path
 from typing import Dict, List, Optional
 
+try:  # run as part of the benchmarks package, or as a script
+    from ._machine import cpu_model
+except ImportError:
+    from _machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 BUDGET_S = 30 * 60
@@ -325,12 +330,7 @@ def from_run(path: str) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                                 check=True).stdout.strip()

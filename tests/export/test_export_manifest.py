@@ -50,6 +50,15 @@ def node(manifest, name):
     return next(n for n in manifest["graph"] if n["name"] == name)
 
 
+def assert_rejected(exported, tmp_path, change, message):
+    """A fresh copy of the export, edited by ``change``, must fail to load with ``message``."""
+    manifest = copy_export(exported, tmp_path)
+    change(manifest)
+    write(tmp_path, manifest)
+    with pytest.raises(ExportError, match=message):
+        jointopt.load(tmp_path)
+
+
 def test_manifest_is_plain_json_with_the_frozen_choices(exported):
     directory, frozen, x = exported
     manifest = json.loads((directory / "model.json").read_text())
@@ -100,21 +109,13 @@ def test_other_injection_routes_are_refused(exported, tmp_path):
         (lambda m: m.update(weights={"file": "../../etc/passwd.npz", "sha256": ""}), "plain .npz file name"),
     ]
     for change, message in cases:
-        manifest = copy_export(exported, tmp_path)
-        change(manifest)
-        write(tmp_path, manifest)
-        with pytest.raises(ExportError, match=message):
-            jointopt.load(tmp_path)
+        assert_rejected(exported, tmp_path, change, message)
 
 
 @pytest.mark.parametrize("version, message", [(2, "newer jointopt"), ("1", "not supported"), (None, "not supported"),
                                               (0, "not supported")])
 def test_bad_version(exported, tmp_path, version, message):
-    manifest = copy_export(exported, tmp_path)
-    manifest["version"] = version
-    write(tmp_path, manifest)
-    with pytest.raises(ExportError, match=message):
-        jointopt.load(tmp_path)
+    assert_rejected(exported, tmp_path, lambda m: m.update(version=version), message)
 
 
 def test_wrong_shapes_and_inconsistent_choices(exported, tmp_path):
@@ -132,11 +133,7 @@ def test_wrong_shapes_and_inconsistent_choices(exported, tmp_path):
         (lambda m: m.update(format="something-else"), "not a jointopt manifest"),
     ]
     for change, message in cases:
-        manifest = copy_export(exported, tmp_path)
-        change(manifest)
-        write(tmp_path, manifest)
-        with pytest.raises(ExportError, match=message):
-            jointopt.load(tmp_path)
+        assert_rejected(exported, tmp_path, change, message)
 
 
 def test_graph_that_does_not_fit_together(exported, tmp_path):

@@ -13,4 +13,5 @@ BUILTINS = {
     "mpic": "cost_models.mpic:MpicCost",
     "ne16": "cost_models.ne16:Ne16Cost",
     "lut": "cost_models.lut:LutCost",
+    "ram": "cost_models.ram:RamCost",
 }

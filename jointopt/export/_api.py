@@ -104,8 +104,9 @@ class ExportResult:
             lines.append(f"npz    codes, scales, biases read back: "
                          f"{'all match' if v['npz']['codes_match'] else ', '.join(v['npz']['mismatches'])}  {_ok(v['npz'])}")
         if "c" in v:
-            lines.append(f"c      header arrays parsed back: {'all match' if v['c']['ok'] else v['c']['mismatches']}"
-                         f"  {_ok(v['c'])}")
+            from .c_export import report_lines
+
+            lines.extend(report_lines(v["c"]))
         return "\n".join(lines)
 
 
@@ -150,7 +151,7 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
         ExportError: the network cannot be exported, or a verification check failed (the files
             and ``verify.json`` are kept for inspection).
     """
-    from . import c_format, npz_format, onnx_format, torch_format, verify
+    from . import npz_format, onnx_format, torch_format, verify
     from .packing import pack_network
     from .summary import original_channels, summary_rows, summary_table
 
@@ -189,9 +190,11 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
             files["npz"] = npz_format.write_packed(layers, out / f"{options.name}{npz_format.SUFFIX}", meta)
             checks["npz"] = verify.verify_packed(files["npz"], frozen)
         if "c" in options.formats:
+            from .c_export import export_c
+
             comment = json.dumps(metadata, default=str) if metadata else ""
-            files["c"] = c_format.write_header(layers, out / f"{options.name}.h", options.name, x.shape[1:], comment)
-            checks["c"] = verify.verify_header(files["c"], layers, options.name)
+            c_files, checks["c"] = export_c(frozen, out, x, expected, options.name, comment, metadata)
+            files.update(c_files)
     finally:
         frozen.train(was_training)
     rows = summary_rows(layers, totals)

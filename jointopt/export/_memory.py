@@ -79,8 +79,9 @@ def plan_arena(sizes: Sequence[int], lives: Sequence[Tuple[int, int]]) -> Tuple[
     sizes = [aligned(s) for s in sizes]
     lives = [tuple(life) for life in lives]
     bound = peak_live(sizes, lives)
-    by_size = sorted(range(len(sizes)), key=lambda i: (-sizes[i], lives[i][0], i))
-    by_time = sorted(range(len(sizes)), key=lambda i: (lives[i][0], -sizes[i], i))
+    # ties are broken by the whole buffer, so equal inputs in another order give the same arena
+    by_size = sorted(range(len(sizes)), key=lambda i: (-sizes[i], lives[i], i))
+    by_time = sorted(range(len(sizes)), key=lambda i: (lives[i][0], -sizes[i], lives[i][1], i))
     best = None
     for order, alternate in ((by_size, False), (by_time, True), (by_time, False)):
         offsets, arena = _place(order, sizes, lives, alternate, bound)

@@ -1,60 +1,41 @@
-"""The ``c`` format: one self-contained C99 header with the packed network, for microcontroller builds.
+"""The ``c`` format: the integer network as portable C99 — the runtime, the model and a host program.
 
-Layout of ``NAME.h`` (``P`` = the upper-case prefix, ``p`` = the lower-case one, ``i`` = layer index
-in execution order):
+``write_c`` writes into the export directory:
 
-* ``jointopt_layer_t``: one struct type describing a layer (geometry, pointers to its arrays,
-  activation quantizer), defined once even when several generated headers are included.
-* ``P_NUM_LAYERS``, ``P_WEIGHT_BITS`` (Σ of packed weight bits = the ``memory`` cost),
-  ``P_WEIGHT_BYTES`` (Σ of per-layer bytes), ``p_input_shape[]``.
-* per layer ``i``: ``P_Li_*`` defines (kind, channels, kernel, codes per channel, packed bits and
-  bytes, activation bits / range / signedness) and the arrays ``p_li_weight`` (uint8, packed),
-  ``p_li_bits`` (uint8), ``p_li_bit_offset`` (uint32), ``p_li_scale`` and ``p_li_bias`` (float).
-* ``p_layers[P_NUM_LAYERS]``: the structs, in execution order.
+* ``jointopt_runtime.h`` / ``jointopt_runtime.c`` — the kernels (shipped unchanged, package data);
+* ``NAME.h`` — what the application needs: input shape and preprocessing, output size and class
+  names, arena and flash sizes, ``NAME_run()``, and the integer format (code order, rounding,
+  flatten order) in its opening comment;
+* ``NAME.c`` — the constant data (packed weights, 2-bit width fields, int32 biases, requantization
+  multipliers and shifts, tables), one static arena and ``NAME_run()``: the kernel calls in
+  execution order;
+* ``NAME_main.c`` — ``infer``: reads float32 inputs from standard input, prints the logits.
 
-The graph connectivity (residual adds, pooling, ...) is not in the header: it is in the ONNX file
-and the torch manifest. Define ``JOINTOPT_WEIGHT_ATTR`` before including the header to place the
-packed weights (e.g. ``__attribute__((section(".flash"), aligned(4)))``).
+``cc -std=c99 -O2 -Wall -Wextra -Werror OUT/*.c -I OUT -lm -o infer`` builds the host program;
+firmware compiles ``NAME.c`` and ``jointopt_runtime.c`` only. The program is
+:class:`~jointopt.export.integer.IntegerProgram`; its Python reference gives the same logits, bit
+for bit.
 """
 from __future__ import annotations
 
 import json
 import math
 import re
+from importlib import resources
 from pathlib import Path
-from typing import Iterable, List, Sequence, Union
+from typing import Dict, Iterable, List, Optional
 
+import numpy as np
 
 from ..errors import ExportError
-from .npz_format import PACKING
-from .packing import PackedLayer
+from ._c_program import run_function
+from .integer import AddOp, AvgPoolOp, ConvOp, IntegerProgram, LutOp, MaxPoolOp
 
-KINDS = {"conv1d": 1, "conv2d": 2, "linear": 3}
-
-_STRUCT = """\
-#ifndef JOINTOPT_LAYER_T_DEFINED
-#define JOINTOPT_LAYER_T_DEFINED
-enum { JOINTOPT_CONV1D = 1, JOINTOPT_CONV2D = 2, JOINTOPT_LINEAR = 3 };
-typedef struct {
-    const char *name;             /* module path in the PyTorch network */
-    uint8_t kind;                 /* JOINTOPT_CONV1D, JOINTOPT_CONV2D or JOINTOPT_LINEAR */
-    uint16_t in_channels, out_channels, groups;
-    uint16_t kernel[2], stride[2], padding[2], dilation[2];   /* unused trailing dims are 1 (0 for padding) */
-    uint32_t codes_per_channel;   /* (in_channels / groups) * kernel[0] * kernel[1] */
-    uint32_t packed_bits;         /* sum over channels of codes_per_channel * bits[c] */
-    uint32_t packed_bytes;        /* ceil(packed_bits / 8) */
-    const uint8_t *weight;        /* packed codes, see the packing note at the top */
-    const uint8_t *bits;          /* [out_channels] weight bits per output channel */
-    const uint32_t *bit_offset;   /* [out_channels] stream bit where channel c starts */
-    const float *scale;           /* [out_channels] weight = code * scale[c] (zero point 0) */
-    const float *bias;            /* [out_channels] float bias, or 0 when the layer has none */
-    uint8_t act_bits;             /* input activation bits */
-    uint8_t act_signed;           /* 1: codes in [-(2^(b-1)-1), 2^(b-1)-1]; 0: [0, 2^b - 1] */
-    int32_t act_min, act_max;     /* input activation code range */
-    float act_scale;              /* input = code * act_scale (zero point 0) */
-} jointopt_layer_t;
-#endif
-"""
+RUNTIME_FILES = ("jointopt_runtime.h", "jointopt_runtime.c")
+COMPILE = "cc -std=c99 -O2 -Wall -Wextra -Werror OUT/*.c -I OUT -lm -o infer"
+# sizes of the descriptors on a 32-bit microcontroller (pointers of 4 bytes)
+CONV_DESCRIPTOR_BYTES = 3 * 4 + 16 * 2 + 2 + 2  # three pointers, 16 uint16 fields, int16, padding
+POOL_DESCRIPTOR_BYTES = 13 * 2 + 2
 
 
 def c_identifier(text: str) -> str:
@@ -63,92 +44,159 @@ def c_identifier(text: str) -> str:
     return ident if ident and not ident[0].isdigit() else f"m_{ident}"
 
 
-def _float(value: float) -> str:
+def c_float(value: float) -> str:
     if not math.isfinite(value):
-        raise ExportError(f"cannot write the non-finite value {value} into a C header")
+        raise ExportError(f"cannot write the non-finite value {value} into C source")
     text = "%.9g" % value  # 9 significant digits round-trip every float32
     return (text if ("." in text or "e" in text) else text + ".0") + "f"
 
 
-def _array(ctype: str, name: str, values: Iterable[str], count: int, attr: str = "") -> str:
-    values = list(values)
+def c_string(text: str) -> str:
+    return json.dumps(str(text), ensure_ascii=True)  # a valid C string literal for printable text
+
+
+def c_array(ctype: str, name: str, values: Iterable[str], attr: str = "") -> str:
+    values = list(values) or ["0"]
     rows = [", ".join(values[i:i + 16]) for i in range(0, len(values), 16)]
-    body = ",\n    ".join(rows)
-    return f"static const {ctype} {name}[{count}] {attr}JOINTOPT_UNUSED = {{\n    {body}\n}};\n"
+    return f"static const {ctype} {name}[{len(values)}] {attr}= {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
-def _dims(values: Sequence[int], fill: int) -> str:
-    values = list(values)[:2]
-    return "{" + ", ".join(str(v) for v in values + [fill] * (2 - len(values))) + "}"
+def width_fields(bits: np.ndarray) -> np.ndarray:
+    """Per-channel weight bits {2, 4, 8} as 2-bit fields (bits = 2 << field), four channels per byte, LSB first."""
+    fields = np.log2(np.asarray(bits, dtype=np.int64)).astype(np.int64) - 1
+    out = np.zeros(-(-len(fields) // 4), dtype=np.uint8)
+    for c, f in enumerate(fields.tolist()):
+        out[c // 4] |= np.uint8(f << (2 * (c % 4)))
+    return out
 
 
-def _layer(index: int, layer: PackedLayer, upper: str, lower: str) -> tuple:
-    g = layer.geometry
-    lo, hi = layer.act_range
-    hist = " ".join(f"{b}b:{int((layer.bits == b).sum())}" for b in sorted(set(layer.bits.tolist()), reverse=True))
-    P, p = f"{upper}_L{index}", f"{lower}_l{index}"
-    n = len(layer.bits)
-    text = [f"/* layer {index}: {layer.name.replace('*/', '* /')} - {g.kind} {g.in_channels}->{g.out_channels}"
-            f"{', kernel ' + 'x'.join(map(str, g.kernel_size)) if g.kernel_size else ''}"
-            f"{', stride ' + 'x'.join(map(str, g.stride)) if g.stride else ''}, groups {g.groups}; "
-            f"weight bits {hist}; {layer.codes_per_channel} codes per channel, {layer.packed_bits} bits, "
-            f"{layer.weight.size} bytes */"]
-    defines = {"KIND": KINDS[g.kind], "IN_CHANNELS": g.in_channels, "OUT_CHANNELS": g.out_channels,
-               "GROUPS": g.groups, "CODES_PER_CHANNEL": layer.codes_per_channel, "PACKED_BITS": layer.packed_bits,
-               "PACKED_BYTES": layer.weight.size, "ACT_BITS": layer.act_bits, "ACT_SIGNED": int(layer.act_signed),
-               "ACT_MIN": lo, "ACT_MAX": hi, "ACT_SCALE": _float(layer.act_scale), "HAS_BIAS": int(layer.has_bias)}
-    text += [f"#define {P}_{k} {f'({v})' if str(v).startswith('-') else v}" for k, v in defines.items()]
-    text.append(_array("uint8_t", f"{p}_weight", (f"0x{b:02x}" for b in layer.weight.tolist()), layer.weight.size,
-                       "JOINTOPT_WEIGHT_ATTR "))
-    text.append(_array("uint8_t", f"{p}_bits", map(str, layer.bits.tolist()), n))
-    text.append(_array("uint32_t", f"{p}_bit_offset", (f"{v}u" for v in layer.bit_offsets.tolist()), n))
-    text.append(_array("float", f"{p}_scale", map(_float, layer.scale.tolist()), n))
-    if layer.has_bias:
-        text.append(_array("float", f"{p}_bias", map(_float, layer.bias.tolist()), n))
-    struct = (f"    {{{json.dumps(layer.name)}, {KINDS[g.kind]}, {g.in_channels}, {g.out_channels}, {g.groups}, "
-              f"{_dims(g.kernel_size, 1)}, {_dims(g.stride, 1)}, {_dims(g.padding, 0)}, {_dims(g.dilation, 1)}, "
-              f"{layer.codes_per_channel}u, {layer.packed_bits}u, {layer.weight.size}u, {p}_weight, {p}_bits, "
-              f"{p}_bit_offset, {p}_scale, {p + '_bias' if layer.has_bias else '0'}, {layer.act_bits}, "
-              f"{int(layer.act_signed)}, {lo}, {hi}, {_float(layer.act_scale)}}}")
-    return "\n".join(text), struct
+def flash_bytes(program: IntegerProgram) -> Dict[str, int]:
+    """Constant data ``NAME.c`` stores, by kind (descriptors sized for a 32-bit target), and the total."""
+    parts = {"weights": 0, "widths": 0, "bias": 0, "requantization": 0, "tables": 0, "output_scales": 0,
+             "descriptors": 0}
+    for op in program.ops:
+        if isinstance(op, ConvOp):
+            c = op.out_shape[0]
+            parts["weights"] += int(op.weight.size)
+            parts["widths"] += -(-c // 4)
+            parts["bias"] += 4 * c
+            parts["requantization"] += 5 * c * len(op.heads)  # int32 multiplier + int8 shift per channel and head
+            parts["descriptors"] += CONV_DESCRIPTOR_BYTES
+        elif isinstance(op, AddOp):
+            parts["requantization"] += 5 * len(op.heads)  # the second multiplier is an immediate in the code
+        elif isinstance(op, AvgPoolOp):
+            parts["requantization"] += 5 * len(op.heads)
+            parts["descriptors"] += POOL_DESCRIPTOR_BYTES
+        elif isinstance(op, MaxPoolOp):
+            parts["descriptors"] += POOL_DESCRIPTOR_BYTES
+        elif isinstance(op, LutOp):
+            parts["tables"] += 256
+    out = program.tensors[program.output]
+    if out.dtype == "int32":
+        parts["output_scales"] = 4 * out.numel
+    parts["total"] = sum(parts.values())
+    return parts
 
 
-def write_header(layers: List[PackedLayer], path: Union[str, Path], prefix: str, input_shape: Sequence[int],
-                 comment: str = "") -> Path:
-    """Write the C header for ``layers``; identifiers start with ``prefix``."""
+def _runtime_text(name: str) -> str:
+    return resources.files("jointopt.export").joinpath("c_runtime", name).read_text()
+
+
+def _shape_text(shape) -> str:
+    return " x ".join(str(int(s)) for s in shape)
+
+
+def _header(program: IntegerProgram, lower: str, comment: str, pre: Optional[dict], flash: Dict[str, int]) -> str:
     from .. import __version__
 
-    lower = c_identifier(prefix).lower()
     upper = lower.upper()
-    guard = f"JOINTOPT_{upper}_H"
-    for layer in layers:
-        if max(layer.geometry.in_channels, layer.geometry.out_channels) >= 2**16 or layer.packed_bits >= 2**32:
-            raise ExportError(f"layer {layer.name!r} is too large for the C header's 16-bit channel / 32-bit size fields")
-    comment = comment.replace("*/", "* /")
-    parts = [f"/* {Path(path).name}: generated by jointopt {__version__}." + (f"\n * {comment}" if comment else "") + "\n *",
-             f" * Weight packing: {PACKING}.",
-             " * Code i of output channel c of a layer: b = bits[c]; read stream bits [bit_offset[c] + i*b,",
-             " * bit_offset[c] + (i+1)*b) where stream bit k is bit (k % 8) of weight[k / 8], the code's lowest",
-             " * bit first; sign-extend from b bits. Real weight = code * scale[c]; real input activation =",
-             " * code * act_scale with codes clamped to [act_min, act_max]. All zero points are 0.",
-             " */", f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
-             "#ifndef JOINTOPT_WEIGHT_ATTR", "#define JOINTOPT_WEIGHT_ATTR", "#endif",
-             "#ifndef JOINTOPT_UNUSED", "#if defined(__GNUC__)", "#define JOINTOPT_UNUSED __attribute__((unused))",
-             "#else", "#define JOINTOPT_UNUSED", "#endif", "#endif", "", _STRUCT,
-             f"#define {upper}_NUM_LAYERS {len(layers)}",
-             f"#define {upper}_WEIGHT_BITS {sum(l.packed_bits for l in layers)}u",
-             f"#define {upper}_WEIGHT_BYTES {sum(int(l.weight.size) for l in layers)}u",
-             f"#define {upper}_INPUT_RANK {len(input_shape)}",
-             _array("uint32_t", f"{lower}_input_shape", (f"{int(s)}u" for s in input_shape), len(input_shape))]
-    structs = []
-    for i, layer in enumerate(layers):
-        text, struct = _layer(i, layer, upper, lower)
-        parts.append(text)
-        structs.append(struct)
-    parts.append(f"static const jointopt_layer_t {lower}_layers[{upper}_NUM_LAYERS] JOINTOPT_UNUSED = {{\n"
-                 + ",\n".join(structs) + "\n};\n")
-    parts.append(f"#endif /* {guard} */\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts))
-    return path
+    weight_bits = sum(int(op.bits.astype(np.int64).sum()) * op.codes_per_channel for op in program.conv_ops())
+    shape = program.input_shape
+    layout = {3: "C x H x W (channels, rows, columns)", 2: "C x L (channels, time)", 1: "F (features)"}.get(len(shape), "")
+    n_out = program.tensors[program.output].numel
+    doc = [f"/* {lower}.h: generated by jointopt {__version__} (integer runtime format 1).",
+           *([f" * {comment.replace('*/', '* /')}"] if comment else []),
+           " *",
+           " * Host program:  " + COMPILE.replace("/*", "/ *"),
+           " *   ./infer < input.f32     (one input: little-endian float32, the shape below; prints the logits)",
+           f" * Firmware: compile {lower}.c and jointopt_runtime.c (not {lower}_main.c) and call {lower}_run().",
+           " *",
+           f" * Input: {int(np.prod(shape))} float32 values, {_shape_text(shape)}, layout {layout}, row-major,",
+           " * the network's input tensor after preprocessing (below); it is quantized as the first layer's",
+           " * activation quantizer does: q = rint(clamp(x, lo, hi) * inv) in float32, ties to even.",
+           f" * Output: {n_out} logits (float32); argmax is the class.",
+           " * Weight codes: per layer one bit stream; output channels in order, each channel's codes in the",
+           " *   order (input channel, kernel row, kernel column) = PyTorch's weight[c] row-major; a b-bit code is",
+           " *   b-bit two's complement, lowest bit first; stream bit k is bit (k % 8) of byte k / 8; channels are",
+           " *   contiguous (channel c starts at bit sum_{c'<c} bits[c'] * codes per channel).",
+           " * Flatten order: channel, row, column (PyTorch's NCHW flatten); a flatten before a Linear is free.",
+           " * Rounding: input quantization rintf (nearest, ties to even); every requantization rounds the exact",
+           " *   64-bit product acc * mult / 2^shift to nearest with ties toward +infinity, once.",
+           f" * Memory: activation arena {program.arena_bytes} bytes (RAM, static); constant data {flash['total']} bytes",
+           f" *   (flash: {flash['weights']} packed weights, {flash['widths']} width fields, {flash['bias']} biases,",
+           f" *   {flash['requantization']} requantization, {flash['tables']} tables, {flash['output_scales']} output "
+           f"scales, {flash['descriptors']} descriptors on a 32-bit target), plus the code.",
+           " */"]
+    lines = doc + [f"#ifndef JOINTOPT_{upper}_H", f"#define JOINTOPT_{upper}_H", "", "#include <stdint.h>", "",
+                   '#include "jointopt_runtime.h"', "",
+                   f"#define {upper}_INPUT_RANK {len(shape)}",
+                   f"#define {upper}_INPUT_SHAPE {{{', '.join(str(int(s)) for s in shape)}}}",
+                   f"#define {upper}_INPUT_SIZE {int(np.prod(shape))}",
+                   f"#define {upper}_OUTPUT_SIZE {n_out}",
+                   f"#define {upper}_NUM_LAYERS {len(program.conv_ops())}",
+                   f"#define {upper}_ARENA_BYTES {program.arena_bytes}u",
+                   f"#define {upper}_FLASH_BYTES {flash['total']}u",
+                   f"#define {upper}_WEIGHT_BITS {weight_bits}u",
+                   f"#define {upper}_WEIGHT_BYTES {flash['weights']}u"]
+    lines += _preprocessing(upper, pre or {})
+    lines += ["", f"/* The Conv/Linear layers in execution order (packed weights, widths, biases, geometry). */",
+              f"extern const jointopt_conv_t {lower}_layers[{upper}_NUM_LAYERS];", "",
+              f"/* Run the network on input[{upper}_INPUT_SIZE]; writes output[{upper}_OUTPUT_SIZE]; returns 0. */",
+              f"int {lower}_run(const float *input, float *output);", "", f"#endif /* JOINTOPT_{upper}_H */", ""]
+    return "\n".join(lines)
+
+
+def _preprocessing(upper: str, pre: dict) -> List[str]:
+    """Macros describing what the input must look like (from the data set's record, when known)."""
+    if not pre:
+        return ["/* Preprocessing: not recorded for this export (no data set); feed the network's input tensor. */"]
+    lines = ["", f"/* Preprocessing: x = (raw - mean[c]) / std[c] per channel, raw values in [{upper}_RAW_MIN, "
+                 f"{upper}_RAW_MAX]. */"]
+    if pre.get("layout"):
+        lines.append(f"#define {upper}_INPUT_LAYOUT {c_string(pre['layout'])}")
+    for key, macro in (("mean", "INPUT_MEAN"), ("std", "INPUT_STD")):
+        if pre.get(key) is not None:
+            lines.append(f"#define {upper}_{macro} {{{', '.join(c_float(float(v)) for v in pre[key])}}}")
+    for key, macro in (("min", "RAW_MIN"), ("max", "RAW_MAX")):
+        if pre.get(key) is not None:
+            lines.append(f"#define {upper}_{macro} {c_float(float(pre[key]))}")
+    names = pre.get("class_names")
+    if names:
+        lines.append(f"#define {upper}_NUM_CLASSES {len(names)}")
+        lines.append(f"#define {upper}_CLASS_NAMES {{{', '.join(c_string(n) for n in names)}}}")
+    return lines
+
+
+def _main(lower: str) -> str:
+    return _runtime_text("main.c.in").replace("@NAME@", lower).replace("@UPPER@", lower.upper())
+
+
+def write_c(program: IntegerProgram, out, name: str, comment: str = "", preprocessing: Optional[dict] = None
+            ) -> Dict[str, Path]:
+    """Write the runtime, ``NAME.h``, ``NAME.c`` and ``NAME_main.c`` for ``program`` into ``out``.
+
+    Returns:
+        The paths by role: ``c`` (the header), ``c_source``, ``c_main``, ``c_runtime``, ``c_runtime_header``.
+    """
+    lower = c_identifier(name).lower()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    flash = flash_bytes(program)
+    files = {"c": out / f"{lower}.h", "c_source": out / f"{lower}.c", "c_main": out / f"{lower}_main.c",
+             "c_runtime_header": out / RUNTIME_FILES[0], "c_runtime": out / RUNTIME_FILES[1]}
+    files["c"].write_text(_header(program, lower, comment, preprocessing, flash))
+    files["c_source"].write_text(run_function(program, lower))
+    files["c_main"].write_text(_main(lower))
+    for role, filename in (("c_runtime_header", RUNTIME_FILES[0]), ("c_runtime", RUNTIME_FILES[1])):
+        files[role].write_text(_runtime_text(filename))
+    return files

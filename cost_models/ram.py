@@ -16,7 +16,8 @@ its branch runs), and :class:`~jointopt.cost.LayerStats` do not carry the graph.
   ``digits_cnn``, DS-CNN, MobileNetV1) and a lower bound for networks with shortcuts or branches.
 
 Soft (fractional) channel counts give the most bytes live at one operation, a differentiable lower
-bound of the arena; whole counts give the planned arena itself.
+bound of the arena; whole counts give the planned arena itself. Either way the gradient is that of
+the live bytes at the operations within 2 % of the peak (softmax-weighted).
 """
 from __future__ import annotations
 
@@ -99,7 +100,11 @@ class RamCost(CostModel):
         steps = sorted({t for life in lives for t in life})
         live = torch.stack([sum((s for s, life in zip(sizes, lives) if life[0] <= t <= life[1]),
                                 torch.zeros(())) for t in steps])
-        peak = live.max()
+        # the value is the largest live total; its gradient spreads over the operations within a few
+        # per cent of it, so the search also sees the next-largest steps it would meet after pruning
+        weights = torch.softmax(live.detach() / max(0.02 * float(live.detach().max()), 1e-6), dim=0)
+        smooth = (weights * live).sum()
+        peak = smooth + (live.max() - smooth).detach()
         values = [float(s.detach()) for s in sizes]
         if all(abs(v - round(v)) < 1e-6 for v in values):  # whole channels: the planned arena itself
             from jointopt.export._memory import plan_arena

@@ -37,8 +37,9 @@ def find_compiler() -> Optional[str]:
     return None
 
 
-def compile_c(directory, binary, compiler: Optional[str] = None, extra: Tuple[str, ...] = ()) -> Path:
-    """Build every ``.c`` file of ``directory`` into ``binary`` with the documented flags.
+def compile_c(directory, binary, compiler: Optional[str] = None, extra: Tuple[str, ...] = (),
+              sources: Optional[List[str]] = None) -> Path:
+    """Build every ``.c`` file of ``directory`` (or the named ``sources`` in it) into ``binary``, documented flags.
 
     Raises:
         RuntimeError: no compiler, or the build failed (the message holds the compiler's output).
@@ -47,7 +48,7 @@ def compile_c(directory, binary, compiler: Optional[str] = None, extra: Tuple[st
     if compiler is None:
         raise RuntimeError("no C compiler found (set $CC or install cc/gcc/clang)")
     directory = Path(directory)
-    sources = sorted(str(p) for p in directory.glob("*.c"))
+    sources = sorted(str(p) for p in directory.glob("*.c")) if sources is None else [str(directory / s) for s in sources]
     cmd = [compiler, *FLAGS, *extra, *sources, "-I", str(directory), "-lm", "-o", str(binary)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -84,8 +85,8 @@ def agreement(program, frozen_out: torch.Tensor, x: torch.Tensor) -> dict:
             "output_max_abs": float(np.abs(ref).max(initial=0))}
 
 
-def verify_c(directory, program, x: torch.Tensor, samples: int = C_SAMPLES) -> dict:
-    """Build the files in ``directory`` and compare ``infer`` with the Python reference bit for bit."""
+def verify_c(directory, program, x: torch.Tensor, name: str, samples: int = C_SAMPLES) -> dict:
+    """Build ``name``'s files in ``directory`` and compare ``infer`` with the Python reference bit for bit."""
     from .integer import run_reference
 
     compiler = find_compiler()
@@ -94,7 +95,9 @@ def verify_c(directory, program, x: torch.Tensor, samples: int = C_SAMPLES) -> d
     batch = x[:samples]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            binary = compile_c(directory, Path(tmp) / "infer", compiler)
+            sources = [files.name for files in sorted(Path(directory).glob("*.c"))
+                       if files.name in ("jointopt_runtime.c", f"{name}.c", f"{name}_main.c")]
+            binary = compile_c(directory, Path(tmp) / "infer", compiler, sources=sources)
             got = run_infer(binary, batch)
         except (RuntimeError, subprocess.SubprocessError) as exc:
             return {"compiled": False, "reason": str(exc)[:2000], "ok": False}
@@ -123,7 +126,7 @@ def export_c(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, co
     check = {"reference": agreement(program, expected, x), "arena_bytes": program.arena_bytes,
              "flash_bytes": flash_bytes(program), "ram_cost_bytes": ram_cost(frozen, x[:2]), "notes": program.notes}
     check["reference"]["min_agreement"] = MIN_AGREEMENT
-    check["build"] = verify_c(out, program, x)
+    check["build"] = verify_c(out, program, x, Path(files["c_source"]).stem)
     check["ok"] = bool(check["build"]["ok"] and check["reference"]["top1_agreement"] >= MIN_AGREEMENT
                        and check["ram_cost_bytes"] == program.arena_bytes)
     return files, check

@@ -56,7 +56,8 @@ def test_export_a_trial_in_every_format(run_dir, tmp_path, capsys):
 def test_default_directory_and_chosen_formats(run_dir, capsys):
     assert main(["export", str(run_dir), "--trial", "0", "--format", "onnx", "--format", "c"]) == 0
     written = sorted(p.name for p in (run_dir / "trials" / "0" / "export").iterdir())
-    assert written == ["model.h", "model.onnx", "summary.txt", "verify.json"]
+    assert written == ["jointopt_runtime.c", "jointopt_runtime.h", "model.c", "model.h", "model.onnx", "model_main.c",
+                       "summary.txt", "verify.json"]
 
 
 def test_pick_from_the_front_on_the_command_line(run_dir, tmp_path, capsys):

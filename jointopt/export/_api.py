@@ -12,7 +12,7 @@ import torch
 from ..errors import ExportError
 from .manifest import check_frozen
 
-FORMATS = ("torch", "onnx", "npz", "c")
+FORMATS = ("torch", "onnx", "npz", "c", "onnx_int8")
 VERIFY_JSON = "verify.json"
 SUMMARY_TXT = "summary.txt"
 
@@ -35,7 +35,7 @@ class ExportOptions:
     """How to export.
 
     Attributes:
-        formats: any of ``torch``, ``onnx``, ``npz``, ``c`` (or ``"all"``).
+        formats: any of ``torch``, ``onnx``, ``npz``, ``c``, ``onnx_int8`` (or ``"all"``).
         name: base name of the files (``NAME.json``, ``NAME.onnx``, ``NAME.packed.npz``, ``NAME.h``)
             and prefix of the C identifiers.
         int2: ONNX storage of 2-bit weights: ``"int4"`` (default: 2-bit codes in INT4 containers,
@@ -107,6 +107,10 @@ class ExportResult:
             from .c_export import report_lines
 
             lines.extend(report_lines(v["c"]))
+        if "onnx_int8" in v:
+            from .onnx_int8 import report_line
+
+            lines.append(report_line(v["onnx_int8"]))
         return "\n".join(lines)
 
 
@@ -195,6 +199,11 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
             comment = json.dumps(metadata, default=str) if metadata else ""
             c_files, checks["c"] = export_c(frozen, out, x, expected, options.name, comment, metadata)
             files.update(c_files)
+        if "onnx_int8" in options.formats:
+            from .onnx_int8 import export_onnx_int8
+
+            files["onnx_int8"], checks["onnx_int8"] = export_onnx_int8(frozen, out / f"{options.name}.int8.onnx", x,
+                                                                       expected, metadata)
     finally:
         frozen.train(was_training)
     rows = summary_rows(layers, totals)

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .space import SearchSpace
 
 CONFIG_VERSION = 1
+SAMPLERS = ("auto", "adaptive", "spread", "tpe", "nsga2", "random")
 
 
 @dataclass
@@ -55,12 +56,23 @@ class PhaseConfig:
 
 @dataclass
 class SearchPhaseConfig(PhaseConfig):
-    """The search phase: weights with Adam, selector logits with SGD (the paper's protocol)."""
+    """The search phase: weights with Adam, selector logits with a step set by the budget.
 
-    selector_lr: float = 1e-2
+    By default every schedule follows the number of search steps actually run
+    (``jointopt.train.schedule``): the temperature falls per step from ``temperature`` to
+    ``final_temperature``, the selectors move with Adam at ``selector_travel / steps`` and the
+    last ``hard_fraction`` of the steps train the argmax network (straight-through). The published
+    protocol is ``selector_lr: 0.01`` (SGD, ``selector_momentum``) and ``temperature_decay: 0.045``
+    (per epoch), ``hard_fraction: 0``.
+    """
+
+    selector_lr: Optional[float] = None  # None: Adam at selector_travel / steps; a number: SGD with momentum
     selector_momentum: float = 0.9
+    selector_travel: float = 4.0
     temperature: float = 1.0
-    temperature_decay: float = 0.045  # T <- T * exp(-decay) after every epoch
+    final_temperature: float = 0.05
+    temperature_decay: Optional[float] = None  # a number: T <- T * exp(-decay) after every epoch instead
+    hard_fraction: float = 0.25
     sampling: str = "softmax"
 
 
@@ -101,12 +113,18 @@ class CostConfig:
 
 @dataclass
 class TunerConfig:
-    """Optuna study settings. λ is sampled log-uniformly from [lambda_min, lambda_max]."""
+    """Optuna study settings.
+
+    With no ``lambda_min``/``lambda_max`` (the default) the ``adaptive`` sampler finds the range
+    from the trials themselves (``jointopt.tune.plan``); with a range, λ is sampled log-uniformly
+    in it by ``spread`` (an even, deterministic spread), ``tpe``, ``nsga2`` or ``random``
+    (``adaptive`` then stays inside the range).
+    """
 
     trials: int = 8
-    lambda_min: float = 0.05
-    lambda_max: float = 20.0
-    sampler: str = "spread"  # spread (λ spread evenly, deterministic; default) | tpe | nsga2 | random
+    lambda_min: Optional[float] = None
+    lambda_max: Optional[float] = None
+    sampler: str = "auto"  # auto: adaptive without a range, spread with one | adaptive | spread | tpe | nsga2 | random
     tune_temperature_decay: bool = False
     study_name: str = "jointopt"
     baselines: List[int] = field(default_factory=lambda: [8, 4, 2])  # uniform weight widths to compare with
@@ -114,6 +132,13 @@ class TunerConfig:
 
 @dataclass
 class Config:
+    """A whole study: model, data, search space, the three phases, cost models and tuner.
+
+    Every section has defaults that give a useful front; a config that names only the model, the
+    data and the epochs is enough. Build from YAML with :meth:`from_yaml`, from nested dicts with
+    :meth:`from_dict` (unknown keys are errors that list the valid ones).
+    """
+
     seed: int = 0
     device: str = "cpu"
     threads: Optional[int] = None
@@ -183,13 +208,28 @@ class Config:
                 raise ConfigError(f"{name}.lr={phase.lr} must be > 0")
         if self.search.epochs < 1:
             raise ConfigError("search.epochs must be >= 1")
-        if not 0 < self.tuner.lambda_min <= self.tuner.lambda_max:
-            raise ConfigError(
-                f"tuner.lambda_min={self.tuner.lambda_min} and lambda_max={self.tuner.lambda_max} "
-                "must satisfy 0 < lambda_min <= lambda_max"
-            )
-        if self.tuner.sampler not in ("spread", "tpe", "nsga2", "random"):
-            raise ConfigError(f"tuner.sampler={self.tuner.sampler!r}; choose spread, tpe, nsga2 or random")
+        s = self.search
+        if not 0 < s.final_temperature <= s.temperature:
+            raise ConfigError(f"search.final_temperature={s.final_temperature} must be in (0, search.temperature="
+                              f"{s.temperature}]")
+        if not 0 <= s.hard_fraction <= 1:
+            raise ConfigError(f"search.hard_fraction={s.hard_fraction} must be in [0, 1]")
+        if s.selector_lr is not None and s.selector_lr <= 0 or s.selector_travel <= 0:
+            raise ConfigError("search.selector_lr (or null) and search.selector_travel must be > 0")
+        if s.temperature_decay is not None and s.temperature_decay < 0:
+            raise ConfigError(f"search.temperature_decay={s.temperature_decay} must be >= 0 (or null)")
+        t = self.tuner
+        if (t.lambda_min is None) != (t.lambda_max is None):
+            raise ConfigError("set both tuner.lambda_min and tuner.lambda_max, or neither (the range is then found "
+                              "from the trials)")
+        if t.lambda_min is not None and not 0 < t.lambda_min <= t.lambda_max:
+            raise ConfigError(f"tuner.lambda_min={t.lambda_min} and lambda_max={t.lambda_max} "
+                              "must satisfy 0 < lambda_min <= lambda_max")
+        if t.sampler not in SAMPLERS:
+            raise ConfigError(f"tuner.sampler={t.sampler!r}; choose {', '.join(SAMPLERS)}")
+        if t.lambda_min is None and t.sampler not in ("auto", "adaptive"):
+            raise ConfigError(f"tuner.sampler={t.sampler!r} samples λ from a range: set tuner.lambda_min and "
+                              "tuner.lambda_max, or use sampler auto")
         if self.tuner.trials < 1:
             raise ConfigError("tuner.trials must be >= 1")
         if self.data.batch_size < 1:
@@ -220,8 +260,14 @@ def _build(cls, data: Any, where: str):
 
 
 def _coerce(value: Any, f: dataclasses.Field, default: Any, key: str) -> Any:
-    if value is None or default is None:
+    if value is None:
         return value
+    if default is None:  # an optional field: check the type its annotation names
+        kind = str(f.type)
+        if "float" in kind or "int" in kind:
+            default = 0.0 if "float" in kind else 0
+        else:
+            return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} must be true or false")

@@ -215,7 +215,7 @@ def _frozen_layer(entry: dict, tensors: Dict[str, torch.Tensor], where: str):
              and isinstance(entry.get("quantize", True), bool), f"{where}: act_signed, bias, quantize must be booleans")
     name = entry["name"]
     expected = {f"{name}.weight": (g.out_channels, g.in_channels // g.groups, *g.kernel_size),
-                f"{name}.act_clip": (), f"{name}.bits": (g.out_channels,)}
+                f"{name}.act_clip": (), f"{name}.bits": (g.out_channels,), f"{name}.log_step": (g.out_channels,)}
     if entry["bias"]:
         expected[f"{name}.bias"] = (g.out_channels,)
     for key, shape in expected.items():
@@ -226,7 +226,8 @@ def _frozen_layer(entry: dict, tensors: Dict[str, torch.Tensor], where: str):
     clip = float(tensors[f"{name}.act_clip"])
     _require(math.isfinite(clip) and clip > 0, f"{where}: activation clip must be a positive number, got {clip}")
     layer = FrozenLayer(g, tensors[f"{name}.weight"].float(), tensors[f"{name}.bias"].float() if entry["bias"] else None,
-                        torch.tensor(bits), entry["act_bits"], entry["act_signed"], clip, weight_bits, act_choices)
+                        torch.tensor(bits), entry["act_bits"], entry["act_signed"], clip, weight_bits, act_choices,
+                        log_step=tensors[f"{name}.log_step"].float())
     layer.quantize = entry.get("quantize", True)
     return layer, set(expected)
 

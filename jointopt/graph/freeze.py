@@ -48,7 +48,8 @@ def _freeze_layer(layer: SearchableLayer) -> FrozenLayer:
     geometry = g.with_channels(in_channels, int(out_mask.sum()), groups)
     bits = layer.hard_bits()[out_mask]
     return FrozenLayer(geometry, weight, bias, bits, layer.hard_act_bits(), layer.act_signed,
-                       float(layer.act_clip.detach()), layer.weight_bits, layer.act_bits)
+                       float(layer.act_clip.detach()), layer.weight_bits, layer.act_bits,
+                       log_step=layer.hard_log_steps()[out_mask])
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -1,13 +1,14 @@
 """The fixed-precision layer a frozen network is made of (fake-quant form, fine-tunable)."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from ..cost._base import LayerStats
-from ..quant import act_levels, channel_scale, quantize_activation, quantize_weight, weight_qmax
+from ..quant import act_levels, init_step, quantize_activation, quantize_weight
+from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op
 
 
@@ -15,17 +16,30 @@ class FrozenLayer(nn.Module):
     """A Conv1d/Conv2d/Linear with fixed per-output-channel weight bits and fixed input-activation bits.
 
     Pruned channels are physically absent: ``weight`` has only the kept output and input channels.
-    The forward pass fake-quantizes, so quantization-aware fine-tuning can continue; the integer
-    codes are :meth:`weight_codes`.
+    The forward pass fake-quantizes with a learned step per channel (``log_step``, see
+    :mod:`jointopt.quant`), so quantization-aware fine-tuning can continue and trains the steps too;
+    the integer codes are :meth:`weight_codes`.
+
+    Args:
+        log_step: [C] log of the initial weight step per channel; default: each channel's
+            error-minimising step.
     """
 
     def __init__(self, geometry: LayerGeometry, weight: torch.Tensor, bias, bits: torch.Tensor, act_bits: int,
-                 act_signed: bool, act_clip: float, weight_bits: Sequence[int], act_choices: Sequence[int] = ()):
+                 act_signed: bool, act_clip: float, weight_bits: Sequence[int], act_choices: Sequence[int] = (),
+                 log_step: Optional[torch.Tensor] = None):
         super().__init__()
         self.geometry = geometry
         self.weight = nn.Parameter(weight.detach().clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         self.register_buffer("bits", bits.detach().to(torch.int64).clone())
+        if log_step is None:
+            log_step = torch.zeros(self.bits.shape, dtype=self.weight.dtype)
+            for b in torch.unique(self.bits).tolist():
+                rows = self.bits == b
+                if b > 0 and bool(rows.any()):
+                    log_step[rows] = init_step(self.weight.detach()[rows], int(b)).log().to(log_step.dtype)
+        self.log_step = nn.Parameter(log_step.detach().to(self.weight.dtype).reshape(self.bits.shape).clone())
         self.act_bits = int(act_bits)
         self.act_signed = bool(act_signed)
         self.act_clip = nn.Parameter(torch.tensor(float(act_clip)))
@@ -37,15 +51,11 @@ class FrozenLayer(nn.Module):
         if not self.quantize:
             return run_op(self.geometry, x, self.weight, self.bias)
         x = quantize_activation(x, self.act_clip, (self.act_bits,), None, self.act_signed)
-        return run_op(self.geometry, x, quantize_weight(self.weight, self.bits), self.bias)
+        return run_op(self.geometry, x, quantize_weight(self.weight, self.bits, self.log_step), self.bias)
 
     def weight_codes(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Integer weight codes [C, ...] (int32) and per-channel scales [C]; weight ≈ codes · scale."""
-        w = self.weight.detach()
-        scale = channel_scale(w, self.bits)
-        qmax = weight_qmax(self.bits).to(w.dtype).reshape((-1,) + (1,) * (w.dim() - 1))
-        codes = torch.round(w / scale.reshape(qmax.shape)).clamp(-qmax, qmax)
-        return codes.to(torch.int32), scale
+        """Integer weight codes [C, ...] (int32) and per-channel steps [C]; the forward uses codes · step."""
+        return _codes_and_steps(self.weight, self.bits, self.log_step)
 
     def act_scale(self) -> float:
         """Scale of the input-activation quantizer (real value = code · scale)."""

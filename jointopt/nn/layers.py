@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..cost._base import LayerStats
-from ..quant import mix_weights, quantize_activation
+from ..quant import init_step, mix_weights, quantize_activation
 from ._op import LayerGeometry, run_op
 from .selectors import GroupGate, SearchState, init_bit_logits, sample_probs
 
@@ -55,6 +55,9 @@ class SearchableLayer(nn.Module):
         self.weight = nn.Parameter(module.weight.detach().clone())
         self.bias = None if module.bias is None else nn.Parameter(module.bias.detach().clone())
         self.bit_logits = nn.Parameter(init_bit_logits(geometry.out_channels, len(self.weight_bits)))
+        # one learned step per output channel and width, starting where the squared error is least
+        steps = torch.stack([init_step(self.weight.detach(), b) for b in self.weight_bits], dim=1)
+        self.log_step = nn.Parameter(steps.to(self.weight.dtype).log())
         self.act_logits = nn.Parameter(init_bit_logits(1, len(self.act_bits))[0], requires_grad=len(self.act_bits) > 1)
         self.act_clip = nn.Parameter(torch.tensor(float(act_clip)))
         object.__setattr__(self, "_state", state)
@@ -100,6 +103,11 @@ class SearchableLayer(nn.Module):
         bits = torch.tensor(self.weight_bits, device=self.weight.device)[self.bit_logits.detach().argmax(1)]
         return torch.where(self.out_mask(), bits, torch.zeros_like(bits))
 
+    def hard_log_steps(self) -> torch.Tensor:
+        """Log weight step per output channel at its chosen width (pruned channels included)."""
+        choice = self.bit_logits.detach().argmax(1, keepdim=True)
+        return self.log_step.detach().gather(1, choice).squeeze(1)
+
     def hard_act_bits(self) -> int:
         return self.act_bits[int(self.act_logits.detach().argmax())]
 
@@ -113,16 +121,12 @@ class SearchableLayer(nn.Module):
         if state.mode == "hard":
             x = quantize_activation(x, self.act_clip, (self.hard_act_bits(),), None, self.act_signed)
             theta = nn.functional.one_hot(self.bit_logits.detach().argmax(1), len(self.weight_bits)).to(self.weight.dtype)
-            scale_weight = self.weight
-            if self.geometry.groups == 1:
-                scale_weight = self.weight * self.in_mask().reshape((1, -1) + (1,) * (self.weight.dim() - 2))
         else:
             act_probs = sample_probs(self.act_logits, state, self.training) if len(self.act_bits) > 1 else None
             x = quantize_activation(x, self.act_clip, self.act_bits, act_probs, self.act_signed)
             theta = sample_probs(self.bit_logits, state, self.training)
-            scale_weight = None
         # theta · keep is applied inside the mixing function (one autograd node per layer)
-        weight = mix_weights(self.weight, theta, self.weight_bits, scale_weight, keep=keep)
+        weight = mix_weights(self.weight, theta, self.weight_bits, self.log_step, keep=keep)
         bias = self.bias
         if bias is not None and keep is not None:
             bias = bias * keep

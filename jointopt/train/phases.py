@@ -22,6 +22,7 @@ from ..graph import convert
 from ..graph.network import SearchableNetwork
 from .checkpoint import save_checkpoint
 from .events import EventBus
+from .schedule import SearchSchedule, selector_entropy, selector_optimizer
 
 
 @torch.no_grad()
@@ -106,6 +107,23 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
     return model, stop.best
 
 
+QUANTIZER_PARAMETERS = ("log_step", "act_clip")
+
+
+def adam(model: nn.Module, phase: PhaseConfig, exclude=frozenset()) -> torch.optim.Adam:
+    """Adam over ``model``'s trainable parameters (less ``exclude``, a set of ids).
+
+    Weight decay applies to weights and biases, not to the quantizers' learned steps and clips:
+    decay would pull ``log_step`` towards 0 (a step of 1) and shrink the clips for no reason.
+    """
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad and id(p) not in exclude:
+            (plain if name.rsplit(".", 1)[-1] in QUANTIZER_PARAMETERS else decay).append(p)
+    groups = [{"params": decay, "weight_decay": phase.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=phase.lr)
+
+
 def _distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     t = temperature
     return F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
@@ -184,23 +202,26 @@ class TrialRunner:
         test_acc, _ = evaluate(frozen, self.dataset, "test", cfg.data.eval_batch_size, self.device)
         result = describe_frozen(frozen, net, self.cost_models, cfg.cost.target)
         result.update(trial=self.trial, val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started,
+                      search=getattr(self, "freeze_report", {}),
                       params={"lambda": lam, **({"lambda2": lam2} if cfg.cost.second else {}),
                               **({"temperature_decay": temperature_decay} if temperature_decay is not None else {})})
         self.searchable, self.frozen = net, frozen
         return result
 
-    def search(self, net: SearchableNetwork, lam: float, lam2: float, decay: float, seed: int) -> None:
+    def search(self, net: SearchableNetwork, lam: float, lam2: float, decay: Optional[float], seed: int) -> None:
         cfg, phase = self.config, self.config.search
         generator = torch.Generator().manual_seed(seed)
         target = self.cost_models[cfg.cost.target]
         ref = net.reference_cost(target)
         second = self.cost_models.get(cfg.cost.second) if cfg.cost.second else None
         ref2 = net.reference_cost(second) if second is not None else None
-        opt_w = torch.optim.Adam(list(net.weight_parameters()), lr=phase.lr, weight_decay=phase.weight_decay)
-        opt_s = torch.optim.SGD(list(net.selector_parameters()), lr=phase.selector_lr, momentum=phase.selector_momentum)
+        steps = _steps_per_epoch(self.dataset, cfg, phase)
+        schedule = SearchSchedule(steps * phase.epochs, steps, phase.temperature, phase.final_temperature, decay,
+                                  phase.hard_fraction, phase.sampling)
+        opt_w = adam(net, phase, exclude=set(map(id, net.selector_parameters())))
+        opt_s = selector_optimizer(net.selector_parameters(), phase, schedule.total_steps)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt_w, phase.lr_decay)
         stop = _EarlyStop(phase.patience, higher_is_better=False)
-        steps = _steps_per_epoch(self.dataset, cfg, phase)
         self._emit("phase_start", "search", epochs=phase.epochs, steps=steps, reference={k: float(net.reference_cost(m))
                                                                                         for k, m in self.cost_models.items()})
         first = self._restore("search", net, (opt_w, opt_s), sched, generator, stop)
@@ -209,6 +230,9 @@ class TrialRunner:
             total = task_total = reg_total = 0.0
             count = 0
             for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
+                step = epoch * steps + count
+                net.temperature = schedule.temperature(step)
+                net.state.sampling = schedule.sampling_at(step)
                 task = F.cross_entropy(net(x), y)
                 reg = lam * net.cost(target) / ref
                 if second is not None:
@@ -224,12 +248,12 @@ class TrialRunner:
                 if count % max(1, steps // 4) == 0:
                     self._emit("step", "search", epoch, step=count, steps=steps, loss=float(loss.detach()))
             sched.step()
-            net.anneal(decay)
+            net.temperature = schedule.temperature(min((epoch + 1) * steps, schedule.total_steps - 1))
             net.set_mode("hard")
             val_acc, val_loss = evaluate(net, self.dataset, "val", cfg.data.eval_batch_size, self.device)
             with torch.no_grad():
                 hard = {k: float(net.cost(m, hard=True)) for k, m in self.cost_models.items()}
-                soft = {k: float(net.cost(m)) for k, m in self.cost_models.items()}
+                soft = {k: float(net.cost(m, hard=False)) for k, m in self.cost_models.items()}
             net.set_mode("soft")
             summary = net.summary()
             kept = sum(r["kept"] for r in summary) / max(1, sum(r["total"] for r in summary))
@@ -238,14 +262,27 @@ class TrialRunner:
             self._emit("epoch", "search", epoch, loss=total / n, task_loss=task_total / n, reg=reg_total / n,
                        val_acc=val_acc, val_loss=val_loss, lr=opt_w.param_groups[0]["lr"], temperature=net.temperature,
                        kept_fraction=kept, mean_bits=mean_bits(net.layer_stats(hard=True)),
+                       selector_entropy=selector_entropy(net),
                        **{f"soft_cost/{k}": v for k, v in soft.items()}, **{f"hard_cost/{k}": v for k, v in hard.items()})
             self._emit("allocation", "search", epoch, layers=summary)
             self._checkpoint("search", epoch, net, (opt_w, opt_s), sched, generator, stop)
-            if stop.update(epoch, score, net):
+            if decay is None:  # the budget schedule hardens the choice by the last step: keep the last epoch
+                stop.update(epoch, -epoch, net)
+            elif stop.update(epoch, score, net):
                 break
         net.load_state_dict(stop.state)
+        net.state.sampling = phase.sampling
+        self.freeze_report = self._soft_hard_gap(net)
         net.eval().set_mode("hard")
-        self._emit("phase_end", "search", best_epoch=stop.best_epoch)
+        self._emit("phase_end", "search", best_epoch=stop.best_epoch, **self.freeze_report)
+
+    def _soft_hard_gap(self, net: SearchableNetwork) -> dict:
+        """Validation accuracy of the relaxation (soft) and of its argmax (hard), and the selector entropy, at freeze."""
+        batch = self.config.data.eval_batch_size
+        soft_acc, _ = evaluate(net.set_mode("soft"), self.dataset, "val", batch, self.device)
+        hard_acc, _ = evaluate(net.set_mode("hard"), self.dataset, "val", batch, self.device)
+        return {"soft_val_acc": soft_acc, "hard_val_acc": hard_acc, "soft_hard_gap": soft_acc - hard_acc,
+                "selector_entropy": selector_entropy(net), "final_temperature": net.temperature}
 
     def finetune(self, frozen: nn.Module, teacher: nn.Module, seed: int) -> nn.Module:
         cfg, phase = self.config, self.config.finetune
@@ -253,7 +290,7 @@ class TrialRunner:
         if phase.epochs == 0:
             return frozen.eval()
         generator = torch.Generator().manual_seed(seed + 1)
-        opt = torch.optim.Adam(frozen.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
+        opt = adam(frozen, phase)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
         stop = _EarlyStop(phase.patience, higher_is_better=True)
         stop.update(-1, evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)[0], frozen)

@@ -52,3 +52,58 @@ class SpreadSampler(optuna.samplers.BaseSampler):
             return int(distribution.low + min(int(u * (distribution.high - distribution.low + 1)),
                                               distribution.high - distribution.low))
         return distribution.choices[int(u * len(distribution.choices)) % len(distribution.choices)]
+
+
+class FrontSampler(optuna.samplers.BaseSampler):
+    """Chooses λ from the trials so far (:mod:`jointopt.tune.plan`); other parameters are spread.
+
+    The study calls :meth:`set_targets` once the baselines are known; until then (and for every
+    parameter but ``lambda``) it behaves like :class:`SpreadSampler`.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.spread = SpreadSampler(seed)
+        self.reference: float | None = None
+        self.targets = None
+        self.reasons: dict = {}
+
+    def set_targets(self, reference_cost: float, targets) -> None:
+        self.reference, self.targets = float(reference_cost), targets
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, distribution):
+        if param_name != "lambda" or self.targets is None:
+            return self.spread.sample_independent(study, trial, param_name, distribution)
+        from .plan import next_lambda
+
+        points = plan_points(study, self.reference, self.targets, exclude=trial.number)
+        lam, reason = next_lambda(points, self.targets, (distribution.low, distribution.high))
+        self.reasons[trial.number] = reason
+        return min(max(lam, distribution.low), distribution.high)
+
+
+def plan_points(study, reference: float, targets, exclude: int | None = None) -> list:
+    """The study's trials as :class:`jointopt.tune.plan.Point` s (failed ones count as collapsed)."""
+    from optuna.trial import TrialState
+
+    from .plan import Point
+
+    points = []
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        lam = t.params.get("lambda")
+        if lam is None or t.number == exclude:
+            continue
+        if t.state == TrialState.COMPLETE and t.values:
+            points.append(Point(lam, t.values[1] / reference, t.values[0]))
+        elif t.state == TrialState.RUNNING:
+            points.append(Point(lam))
+        elif t.state == TrialState.FAIL and t.number not in retried:
+            points.append(Point(lam, 0.0, targets.chance_acc))
+    return points

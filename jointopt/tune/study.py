@@ -1,6 +1,7 @@
 """The study: warm-up once, many trials tuned by Optuna, the Pareto front of frozen networks."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from ..train.checkpoint import atomic_write_text
 from ..space import SearchSpace
 from . import rundir
 from .front import front_csv, front_table, pareto_front
+from .plan import BOUNDS as LAMBDA_BOUNDS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,6 +138,12 @@ class Study:
         import optuna
 
         seed, kind = self.config.seed, self.config.tuner.sampler
+        if kind == "auto":
+            kind = "adaptive" if self.config.tuner.lambda_min is None else "spread"
+        if kind == "adaptive":
+            from .sampler import FrontSampler
+
+            return FrontSampler(seed)
         if kind == "spread":
             from .sampler import SpreadSampler
 
@@ -150,8 +158,10 @@ class Study:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if getattr(self, "sampler", None) is None:
+            self.sampler = self._sampler()
         return optuna.create_study(study_name=self.config.tuner.study_name, storage=self._storage(),
-                                   sampler=self._sampler(), directions=["maximize", "minimize"], load_if_exists=True)
+                                   sampler=self.sampler, directions=["maximize", "minimize"], load_if_exists=True)
 
     def _recover_stale(self, study) -> None:
         """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again."""
@@ -210,8 +220,6 @@ class Study:
                                f"finetune.max_steps={cfg.finetune.max_steps if cfg.finetune.max_steps is not None else 'null'}"])
         runner = TrialRunner(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
         space = SearchSpace(weight_bits=(bits,), act_bits=(max(cfg.space.act_bits),))
-        import copy
-
         net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space).eval().set_mode("hard")
         frozen = runner.finetune(net.freeze(), warm, cfg.seed)
         val_acc, _ = evaluate(frozen, dataset, "val", cfg.data.eval_batch_size, self.device)
@@ -240,6 +248,7 @@ class Study:
             self._recover_stale(study)
         warm = self.warmup(dataset)
         baselines = self.baselines(dataset, warm)
+        self._plan_targets(dataset, warm, baselines)
         if self.fixed_lambda is not None and not study.trials:
             study.enqueue_trial({"lambda": self.fixed_lambda})
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -249,14 +258,35 @@ class Study:
                            callbacks=[MaxTrialsCallback(target_trials, states=(TrialState.COMPLETE,))])
         return self.finish(study, baselines)
 
+    def _plan_targets(self, dataset, warm, baselines) -> None:
+        """Tell an adaptive sampler what the uniform networks reach and what the cost is relative to."""
+        from .plan import Targets
+
+        if not hasattr(self.sampler, "set_targets"):
+            return
+        from ..graph import convert
+
+        runner = TrialRunner(self.config, dataset, self.bus, self.device, trial=0, trial_dir=None)
+        space = self.config.space.build()
+        net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space)
+        reference = float(net.reference_cost(runner.cost_models[self.config.cost.target]))
+        best = max(b["val_acc"] for b in baselines.values())
+        one_sample = 100.0 / max(1, len(dataset.val))
+        self.sampler.set_targets(reference, Targets(best, 100.0 / dataset.num_classes, max(0.25, 1.01 * one_sample)))
+
     def _objective(self, dataset, warm):
         cfg = self.config
 
         def objective(trial) -> tuple:
             if self.fixed_lambda is not None:
                 lam = trial.suggest_float("lambda", self.fixed_lambda, self.fixed_lambda)
+            elif cfg.tuner.lambda_min is None:
+                lam = trial.suggest_float("lambda", *LAMBDA_BOUNDS, log=True)
             else:
                 lam = trial.suggest_float("lambda", cfg.tuner.lambda_min, cfg.tuner.lambda_max, log=True)
+            reason = getattr(self.sampler, "reasons", {}).get(trial.number)
+            if reason:
+                trial.set_user_attr("lambda_reason", reason)
             lam2 = trial.suggest_float("lambda2", cfg.cost.second_lambda_min, cfg.cost.second_lambda_max, log=True) \
                 if cfg.cost.second else 0.0
             decay = trial.suggest_float("temperature_decay", 0.01, 0.2, log=True) \
@@ -268,7 +298,7 @@ class Study:
             metrics = tdir / "metrics.jsonl"
             if metrics.exists():
                 metrics.unlink()
-            self.bus.emit("trial_start", trial.number, params=dict(trial.params))
+            self.bus.emit("trial_start", trial.number, params=dict(trial.params), reason=reason)
             runner = TrialRunner(cfg, dataset, self.bus, self.device, trial.number, tdir)
             retry_of = trial.user_attrs.get("retry_of")
             previous = rundir.trial_dir(self.run_dir, retry_of) / "checkpoint.pt" if retry_of is not None else None

@@ -66,7 +66,7 @@ def test_round_trip_every_format(name, tmp_path):
         assert np.array_equal(layer.codes(), codes.numpy())
         assert np.array_equal(layer.scale, scale.numpy())
         assert (layer.packed_bits, layer.weight.size) == rule[layer_name]
-        assert torch.equal(torch.from_numpy(layer.dequantized()), quantize_weight(module.weight.detach(), module.bits))
+        assert torch.equal(torch.from_numpy(layer.dequantized()), quantize_weight(module.weight.detach(), module.bits, module.log_step.detach()))
     assert sum(bits for bits, _ in rule.values()) == frozen_cost(frozen, "memory").item()
     with np.load(tmp_path / "model.packed.npz") as npz:
         stored = sum(npz[f"{n}/weight"].nbytes for n in rule)
@@ -88,7 +88,7 @@ def test_onnx_weights_keep_channel_order(name, tmp_path):
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     outputs = session.run([f"{n}.weight" for n, _ in layers], {"input": x[:1].numpy()})
     for (layer_name, module), weight in zip(layers, outputs):
-        assert torch.equal(torch.from_numpy(weight), quantize_weight(module.weight.detach(), module.bits)), layer_name
+        assert torch.equal(torch.from_numpy(weight), quantize_weight(module.weight.detach(), module.bits, module.log_step.detach())), layer_name
     kinds = {t.data_type for t in model.graph.initializer if t.name.endswith("/codes")}
     assert kinds <= {onnx.TensorProto.INT8, onnx.TensorProto.INT4} and onnx.TensorProto.INT4 in kinds
 

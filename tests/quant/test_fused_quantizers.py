@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointopt.quant import act_levels, mix_weights, quantize_activation
+from jointopt.quant import act_levels, init_step, mix_weights, quantize_activation, quantize_weight
 
 WIDTHS = [(8,), (2,), (4,), (2, 4, 8), (4, 8)]
 
@@ -125,51 +125,61 @@ def test_activation_keeps_shape_and_memory_format_independence():
 
 
 # -- weights -----------------------------------------------------------------------------------------
-def reference_mix(weight, theta, bits, keep=None, scale_weight=None):
-    """Σ_b theta_b · keep · Q_b(W) with a straight-through round, through autograd."""
-    source = (weight if scale_weight is None else scale_weight).detach()
-    amax = source.abs().flatten(1).amax(1).clamp_min(1e-8)
+def _lsq_reference(weight, log_step, bits):
+    """One width of LSQ written with autograd primitives: grid [-2^(b-1), 2^(b-1) - 1] times a learned step.
+
+    The step gets its gradient through ``round(v) - v`` (detached round) inside the grid and through the
+    clamped code outside it, scaled by 1/sqrt(n · Q_P) as in the paper; the weight passes straight
+    through inside the grid and gets nothing where it is clipped.
+    """
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    n = weight[0].numel()
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+    g = 1.0 / (n * hi) ** 0.5
+    step = log_step.exp()
+    step = (step * g + (step - step * g).detach()).reshape(shape)  # value s, gradient scaled by g
+    v = weight / step
+    inside = ((v >= lo) & (v <= hi)).to(weight.dtype)
+    code = _round_ste(v) * inside + v.detach().clamp(lo, hi).round() * (1 - inside)
+    return code * step
+
+
+def reference_mix(weight, theta, bits, keep, log_step):
+    """Σ_b theta_b · keep · Q_b(W) through autograd."""
     shape = (-1,) + (1,) * (weight.dim() - 1)
     mixed = theta if keep is None else theta * keep[:, None]
-    out = 0
-    for i, b in enumerate(bits):
-        qmax = 2 ** (b - 1) - 1
-        scale = (amax / qmax).reshape(shape)
-        codes = _round_ste(weight / scale).clamp(-qmax, qmax)
-        q = weight + (codes * scale - weight).detach()  # straight-through
-        out = out + mixed[:, i].reshape(shape) * q
-    return out
+    return sum(mixed[:, i].reshape(shape) * _lsq_reference(weight, log_step[:, i], b) for i, b in enumerate(bits))
 
 
 @pytest.mark.parametrize("shape", [(6, 4, 3, 3), (5, 1, 3, 3), (7, 9), (4, 3, 5)])
 @pytest.mark.parametrize("with_keep", [False, True])
-@pytest.mark.parametrize("with_scale_weight", [False, True])
-def test_mix_weights_matches_unfused_reference(shape, with_keep, with_scale_weight):
+def test_mix_weights_matches_unfused_reference(shape, with_keep):
     g = torch.Generator().manual_seed(sum(shape))
-    w0 = torch.randn(*shape, generator=g)
-    theta0 = torch.softmax(torch.randn(shape[0], 3, generator=g), 1)
-    keep0 = torch.rand(shape[0], generator=g)
-    scale_weight = None
-    if with_scale_weight:
-        mask = (torch.rand(shape[1], generator=g) > 0.5).to(w0.dtype)
-        scale_weight = w0 * mask.reshape((1, -1) + (1,) * (w0.dim() - 2))
-    upstream = torch.randn(*shape, generator=g)
+    w0 = torch.randn(*shape, generator=g, dtype=torch.float64)
+    theta0 = torch.softmax(torch.randn(shape[0], 3, generator=g, dtype=torch.float64), 1)
+    keep0 = torch.rand(shape[0], generator=g, dtype=torch.float64)
+    # steps from too small (many weights clipped) to generous, so both gradient branches are exercised
+    log0 = torch.stack([init_step(w0, b).log() for b in (2, 4, 8)], 1) + torch.randn(shape[0], 3, generator=g,
+                                                                                   dtype=torch.float64) * 0.4
+    upstream = torch.randn(*shape, generator=g, dtype=torch.float64)
     results = []
-    for fn in (mix_weights, reference_mix):
+    for fn in ("fused", "reference"):
         w = w0.clone().requires_grad_()
         theta = theta0.clone().requires_grad_()
         keep = keep0.clone().requires_grad_() if with_keep else None
-        if fn is mix_weights:
-            out = mix_weights(w, theta, (2, 4, 8), scale_weight, keep=keep)
+        log_step = log0.clone().requires_grad_()
+        if fn == "fused":
+            out = mix_weights(w, theta, (2, 4, 8), log_step, keep=keep)
         else:
-            out = reference_mix(w, theta, (2, 4, 8), keep, scale_weight)
+            out = reference_mix(w, theta, (2, 4, 8), keep, log_step)
         out.backward(upstream)
-        results.append((out.detach(), w.grad, theta.grad, keep.grad if keep is not None else None))
+        results.append((out.detach(), w.grad, theta.grad, keep.grad if keep is not None else None, log_step.grad))
     for got, ref in zip(*results):
         if ref is None:
             assert got is None
         else:
-            assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+            assert torch.allclose(got, ref, rtol=1e-9, atol=1e-9)
+    assert (results[0][4] != 0).all()  # every step of every width learns
 
 
 def test_mix_weights_gradcheck_in_theta_and_keep():
@@ -187,3 +197,27 @@ def test_keep_inside_equals_keep_outside():
     inside = mix_weights(w, theta, (4, 8), keep=keep)
     outside = mix_weights(w, theta * keep[:, None], (4, 8))
     assert torch.equal(inside, outside)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_single_width_quantizer_matches_reference_and_its_mixture(bits):
+    """quantize_weight (frozen layers) = the LSQ reference = a one-hot mixture (hard mode), values and gradients."""
+    g = torch.Generator().manual_seed(bits)
+    w0 = torch.randn(5, 3, 3, 3, generator=g, dtype=torch.float64)
+    log0 = init_step(w0, bits).log() + torch.randn(5, generator=g, dtype=torch.float64) * 0.3
+    upstream = torch.randn(w0.shape, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in ("frozen", "reference", "mixture"):
+        w, log_step = w0.clone().requires_grad_(), log0.clone().requires_grad_()
+        if fn == "frozen":
+            out = quantize_weight(w, bits, log_step)
+        elif fn == "reference":
+            out = _lsq_reference(w, log_step, bits)
+        else:
+            out = mix_weights(w, torch.ones(5, 1, dtype=torch.float64), (bits,), log_step.unsqueeze(1))
+        out.backward(upstream)
+        grads.append((out.detach(), w.grad, log_step.grad))
+    for a, b in zip(grads[0], grads[1]):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+    for a, b in zip(grads[0], grads[2]):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)

@@ -3,24 +3,53 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointopt.quant import mix_weights, quantize_activation, quantize_weight
+from jointopt.quant import init_step, mix_weights, quantize_activation, quantize_weight, weight_codes, weight_range
 
 bits_st = st.sampled_from([2, 3, 4, 8])
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), bits=bits_st, channels=st.integers(1, 6))
-def test_weight_codes_are_in_range_and_error_bounded(seed, bits, channels):
+@given(seed=st.integers(0, 10_000), bits=bits_st, channels=st.integers(1, 6), spread=st.floats(0.2, 3.0))
+def test_weight_codes_use_the_full_grid_and_equal_the_fake_quantized_weights(seed, bits, channels, spread):
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(channels, 3, 2, 2, generator=g)
-    q = quantize_weight(w, bits)
-    qmax = 2 ** (bits - 1) - 1
-    scale = w.abs().flatten(1).amax(1) / qmax
-    codes = q / scale.reshape(-1, 1, 1, 1)
-    assert torch.allclose(codes, codes.round(), atol=1e-4)
-    assert codes.abs().max() <= qmax + 1e-4
-    assert ((q - w).abs() <= scale.reshape(-1, 1, 1, 1) / 2 + 1e-6).all()
-    assert len(torch.unique(codes.round())) <= 2 * qmax + 1
+    w = torch.randn(channels, 3, 2, 2, generator=g) * spread
+    log_step = init_step(w, bits).log() + torch.randn(channels, generator=g) * 0.3
+    bits_t = torch.full((channels,), bits)
+    q = quantize_weight(w, bits_t, log_step)
+    codes, step = weight_codes(w, bits_t, log_step)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    assert weight_range(bits) == (lo, hi)
+    assert codes.dtype == torch.int32 and int(codes.min()) >= lo and int(codes.max()) <= hi
+    assert torch.equal(codes.float() * step.reshape(-1, 1, 1, 1), q)  # to the bit: what export stores
+    inside = ((w / step.reshape(-1, 1, 1, 1)) >= lo - 0.5) & ((w / step.reshape(-1, 1, 1, 1)) <= hi + 0.5)
+    assert ((q - w).abs()[inside] <= step.reshape(-1, 1, 1, 1).expand_as(w)[inside] / 2 + 1e-6).all()
+
+
+def test_two_bit_grid_uses_four_levels_and_beats_the_ternary_grid():
+    """Error-minimising steps on a four-level grid: on Gaussian weights far below the max-scaled ternary error."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 16, 3, 3, generator=g)
+    log_step = init_step(w, 2).log()
+    codes, _ = weight_codes(w, torch.full((32,), 2), log_step)
+    assert sorted(torch.unique(codes).tolist()) == [-2, -1, 0, 1]
+    rel = lambda q: float(((q - w) ** 2).sum() / (w**2).sum())
+    ternary_scale = w.abs().flatten(1).amax(1).reshape(-1, 1, 1, 1)
+    ternary = torch.round(w / ternary_scale).clamp(-1, 1) * ternary_scale
+    learned = rel(quantize_weight(w, 2, log_step))
+    assert learned < 0.5 * rel(ternary), (learned, rel(ternary))
+    assert learned < 0.2  # about 0.12 for a Gaussian
+    assert rel(quantize_weight(w, 4, init_step(w, 4).log())) < 0.015
+
+
+def test_init_step_is_within_one_percent_of_the_best_step_on_a_fine_grid():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(4, 50, generator=g)
+    for bits in (2, 4, 8):
+        best = init_step(w, bits)
+        err = lambda s: ((quantize_weight(w, bits, s.log()) - w) ** 2).sum(1)
+        base = err(best)
+        for ratio in torch.linspace(0.3, 2.0, 40):
+            assert (base <= err(best * ratio) * 1.01 + 1e-9).all()  # within 1 % of the best on a fine grid
 
 
 @settings(max_examples=30, deadline=None)
@@ -29,18 +58,25 @@ def test_mixture_equals_weighted_sum_and_zero_bits_prune(seed):
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(5, 4, generator=g)
     theta = torch.softmax(torch.randn(5, 3, generator=g), 1) * torch.rand(5, 1, generator=g)
-    mixed = mix_weights(w, theta, (2, 4, 8))
-    ref = sum(theta[:, i : i + 1] * quantize_weight(w, b) for i, b in enumerate((2, 4, 8)))
+    log_step = torch.stack([init_step(w, b).log() for b in (2, 4, 8)], 1)
+    mixed = mix_weights(w, theta, (2, 4, 8), log_step)
+    ref = sum(theta[:, i : i + 1] * quantize_weight(w, b, log_step[:, i]) for i, b in enumerate((2, 4, 8)))
     assert torch.allclose(mixed, ref, atol=1e-6)
     assert (quantize_weight(w, torch.tensor([0, 2, 0, 8, 4]))[[0, 2]] == 0).all()
 
 
 def test_mixture_gradients():
-    w = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(3, 4) * 0.1
+    w.requires_grad_()
     theta = torch.full((3, 2), 0.25, requires_grad=True)
-    mix_weights(w, theta, (4, 8)).sum().backward()
-    assert torch.allclose(w.grad, torch.full_like(w, 0.5))  # straight-through, scaled by keep mass
-    assert torch.allclose(theta.grad[:, 1], quantize_weight(w.detach(), 8).sum(1))
+    log_step = torch.stack([init_step(w, b).log() for b in (4, 8)], 1)
+    mix_weights(w, theta, (4, 8), log_step).sum().backward()
+    # straight-through inside the grid, scaled by the mass of the widths whose grid holds the weight
+    v4, v8 = (w.detach() / log_step[:, i : i + 1].exp() for i in (0, 1))
+    expected = 0.25 * ((v4 >= -8) & (v4 <= 7)).float() + 0.25 * ((v8 >= -128) & (v8 <= 127)).float()
+    assert expected.min() < 0.5  # the error-minimising steps clip some weights
+    assert torch.allclose(w.grad, expected)
+    assert torch.allclose(theta.grad[:, 1], quantize_weight(w.detach(), 8, log_step[:, 1]).sum(1))
 
 
 @settings(max_examples=40, deadline=None)

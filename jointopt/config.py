@@ -105,7 +105,7 @@ class CostConfig:
     """
 
     target: str = "memory"
-    report: List[str] = field(default_factory=lambda: ["bitops", "macs"])
+    report: List[str] = field(default_factory=lambda: ["bitops", "macs", "ram"])
     second: Optional[str] = None
     second_lambda_min: float = 0.01
     second_lambda_max: float = 10.0

@@ -120,7 +120,25 @@ class _Writer:
                              f"{out.numel}u, output);")
 
 
-def run_function(program: IntegerProgram, lower: str) -> str:
+def _preprocess(lower: str, program: IntegerProgram, pre) -> List[str]:
+    """``NAME_preprocess()``: (raw - mean[c]) * inv_std[c] in float32, as the data pipeline computes it."""
+    from .c_format import c_float
+
+    upper = lower.upper()
+    head = f"int {lower}_preprocess(const float *raw, float *input) {{"
+    if not pre:
+        return [head, f"    uint32_t i;", f"    for (i = 0; i < {upper}_INPUT_SIZE; ++i)", "        input[i] = raw[i];",
+                "    return 1;", "}", ""]
+    channels = int(program.input_shape[0]) if program.input_shape else 1
+    per = int(np.prod(program.input_shape[1:])) if len(program.input_shape) > 1 else 1
+    return [f"static const float {lower}_mean[{channels}] = {{{', '.join(c_float(v) for v in pre['mean'])}}};",
+            f"static const float {lower}_inv_std[{channels}] = {{{', '.join(c_float(v) for v in pre['inv_std'])}}};",
+            head, "    uint32_t c, i;", f"    for (c = 0; c < {channels}u; ++c)", f"        for (i = 0; i < {per}u; ++i)",
+            f"            input[c * {per}u + i] = (raw[c * {per}u + i] - {lower}_mean[c]) * {lower}_inv_std[c];",
+            "    return 0;", "}", ""]
+
+
+def run_function(program: IntegerProgram, lower: str, preprocessing=None) -> str:
     """The text of ``NAME.c`` for ``program``."""
     from .. import __version__
 
@@ -136,5 +154,6 @@ def run_function(program: IntegerProgram, lower: str) -> str:
              f"/* The one activation buffer: every tensor lives at a fixed offset ({upper}_ARENA_BYTES bytes). */",
              f"static int32_t {lower}_arena[{words}];", "",
              f"int {lower}_run(const float *input, float *output) {{",
-             f"    int8_t *const a = (int8_t *){lower}_arena;", *w.body, "    return 0;", "}", ""]
+             f"    int8_t *const a = (int8_t *){lower}_arena;", *w.body, "    return 0;", "}", "",
+             *_preprocess(lower, program, preprocessing)]
     return "\n".join(parts)

@@ -122,9 +122,10 @@ def export_c(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, co
     from .integer import build_program
 
     program = build_program(frozen, x)
-    files = write_c(program, out, name, comment, preprocessing_of(metadata))
+    preprocessing = preprocessing_of(metadata)
+    files = write_c(program, out, name, comment, preprocessing)
     check = {"reference": agreement(program, expected, x), "arena_bytes": program.arena_bytes,
-             "flash_bytes": flash_bytes(program), "ram_cost_bytes": ram_cost(frozen, x[:2]), "notes": program.notes}
+             "flash_bytes": flash_bytes(program, preprocessing), "preprocessing": preprocessing is not None, "ram_cost_bytes": ram_cost(frozen, x[:2]), "notes": program.notes}
     check["reference"]["min_agreement"] = MIN_AGREEMENT
     check["build"] = verify_c(out, program, x, Path(files["c_source"]).stem)
     check["ok"] = bool(check["build"]["ok"] and check["reference"]["top1_agreement"] >= MIN_AGREEMENT
@@ -142,8 +143,29 @@ def ram_cost(frozen, x: torch.Tensor) -> int:
 
 
 def preprocessing_of(metadata: Optional[dict]) -> Optional[dict]:
-    """What the input must look like, for the header: None until the preprocessing record exists."""
-    return None
+    """What the network's input is, read from the run directory named in ``metadata["run"]``.
+
+    Returns the layout, per-channel ``mean``/``std`` (raw units, computed on the training split)
+    and the float32 ``inv_std`` the data pipeline multiplies by, the raw value range of the
+    training data and the class names; None when there is no run directory or its data cannot
+    be loaded.
+    """
+    run = Path(metadata["run"]) if metadata and metadata.get("run") else None
+    if run is None or not (run / "config.yaml").exists():
+        return None
+    from ..config import Config
+    from ..tune.study import load_dataset
+
+    try:
+        data = load_dataset(Config.from_yaml(run / "config.yaml"))
+    except (OSError, ValueError, KeyError):  # DataError is an OSError, ConfigError a ValueError
+        return None
+    x = data.train.x
+    layout = {3: "CHW", 2: "CL", 1: "F"}.get(x.dim() - 1, "")
+    std = data.std.double()
+    return {"dataset": data.name, "layout": layout, "mean": data.mean.float().tolist(), "std": std.float().tolist(),
+            "inv_std": (1.0 / std).float().tolist(), "min": float(x.min()), "max": float(x.max()),
+            "class_names": list(data.class_names)}
 
 
 def report_lines(check: dict) -> List[str]:

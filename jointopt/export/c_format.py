@@ -70,10 +70,10 @@ def width_fields(bits: np.ndarray) -> np.ndarray:
     return out
 
 
-def flash_bytes(program: IntegerProgram) -> Dict[str, int]:
+def flash_bytes(program: IntegerProgram, preprocessing: Optional[dict] = None) -> Dict[str, int]:
     """Constant data ``NAME.c`` stores, by kind (descriptors sized for a 32-bit target), and the total."""
     parts = {"weights": 0, "widths": 0, "bias": 0, "requantization": 0, "tables": 0, "output_scales": 0,
-             "descriptors": 0}
+             "preprocessing": 8 * len(preprocessing["mean"]) if preprocessing else 0, "descriptors": 0}
     for op in program.ops:
         if isinstance(op, ConvOp):
             c = op.out_shape[0]
@@ -152,28 +152,27 @@ def _header(program: IntegerProgram, lower: str, comment: str, pre: Optional[dic
     lines += ["", f"/* The Conv/Linear layers in execution order (packed weights, widths, biases, geometry). */",
               f"extern const jointopt_conv_t {lower}_layers[{upper}_NUM_LAYERS];", "",
               f"/* Run the network on input[{upper}_INPUT_SIZE]; writes output[{upper}_OUTPUT_SIZE]; returns 0. */",
-              f"int {lower}_run(const float *input, float *output);", "", f"#endif /* JOINTOPT_{upper}_H */", ""]
+              f"int {lower}_run(const float *input, float *output);",
+              f"/* Raw data -> network input as the training pipeline normalises it; returns 1 (a copy) when the",
+              " * export did not know the preprocessing, else 0. */",
+              f"int {lower}_preprocess(const float *raw, float *input);", "", f"#endif /* JOINTOPT_{upper}_H */", ""]
     return "\n".join(lines)
 
 
 def _preprocessing(upper: str, pre: dict) -> List[str]:
-    """Macros describing what the input must look like (from the data set's record, when known)."""
+    """Macros describing what the input must look like (from the data set, when the export knows it)."""
     if not pre:
-        return ["/* Preprocessing: not recorded for this export (no data set); feed the network's input tensor. */"]
-    lines = ["", f"/* Preprocessing: x = (raw - mean[c]) / std[c] per channel, raw values in [{upper}_RAW_MIN, "
-                 f"{upper}_RAW_MAX]. */"]
-    if pre.get("layout"):
-        lines.append(f"#define {upper}_INPUT_LAYOUT {c_string(pre['layout'])}")
-    for key, macro in (("mean", "INPUT_MEAN"), ("std", "INPUT_STD")):
-        if pre.get(key) is not None:
-            lines.append(f"#define {upper}_{macro} {{{', '.join(c_float(float(v)) for v in pre[key])}}}")
-    for key, macro in (("min", "RAW_MIN"), ("max", "RAW_MAX")):
-        if pre.get(key) is not None:
-            lines.append(f"#define {upper}_{macro} {c_float(float(pre[key]))}")
-    names = pre.get("class_names")
-    if names:
-        lines.append(f"#define {upper}_NUM_CLASSES {len(names)}")
-        lines.append(f"#define {upper}_CLASS_NAMES {{{', '.join(c_string(n) for n in names)}}}")
+        return ["", "/* Preprocessing: not recorded for this export (no run directory); feed the network's input. */"]
+    lines = ["", f"/* Preprocessing ({pre.get('dataset', 'the data set')}): input = (raw - mean[c]) * inv_std[c] per "
+                 f"channel, in float32, raw values in [{upper}_RAW_MIN, {upper}_RAW_MAX]; {upper.lower()}_preprocess() "
+                 "does it. */", f"#define {upper}_INPUT_LAYOUT {c_string(pre.get('layout', ''))}"]
+    for key, macro in (("mean", "INPUT_MEAN"), ("std", "INPUT_STD"), ("inv_std", "INPUT_INV_STD")):
+        lines.append(f"#define {upper}_{macro} {{{', '.join(c_float(float(v)) for v in pre[key])}}}")
+    lines.append(f"#define {upper}_RAW_MIN {c_float(float(pre['min']))}")
+    lines.append(f"#define {upper}_RAW_MAX {c_float(float(pre['max']))}")
+    names = pre.get("class_names") or []
+    lines.append(f"#define {upper}_NUM_CLASSES {len(names)}")
+    lines.append(f"#define {upper}_CLASS_NAMES {{{', '.join(c_string(n) for n in names)}}}")
     return lines
 
 
@@ -191,11 +190,11 @@ def write_c(program: IntegerProgram, out, name: str, comment: str = "", preproce
     lower = c_identifier(name).lower()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    flash = flash_bytes(program)
+    flash = flash_bytes(program, preprocessing)
     files = {"c": out / f"{lower}.h", "c_source": out / f"{lower}.c", "c_main": out / f"{lower}_main.c",
              "c_runtime_header": out / RUNTIME_FILES[0], "c_runtime": out / RUNTIME_FILES[1]}
     files["c"].write_text(_header(program, lower, comment, preprocessing, flash))
-    files["c_source"].write_text(run_function(program, lower))
+    files["c_source"].write_text(run_function(program, lower, preprocessing))
     files["c_main"].write_text(_main(lower))
     for role, filename in (("c_runtime_header", RUNTIME_FILES[0]), ("c_runtime", RUNTIME_FILES[1])):
         files[role].write_text(_runtime_text(filename))

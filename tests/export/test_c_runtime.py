@@ -124,3 +124,33 @@ def test_two_models_link_into_one_program(exported, tmp_path):
         "(int)first_layers[0].out_c * 0; }\n")
     compile_c(tmp_path, tmp_path / "both")
     assert subprocess.run([str(tmp_path / "both")]).returncode == 0
+
+
+def test_header_carries_the_preprocessing_of_the_run(tmp_path):
+    """An export from a run directory states mean/std, layout, raw range and class names, and
+    ``infer --raw`` on raw pixels gives what ``infer`` gives on the pipeline's normalised input."""
+    import jointopt
+    from jointopt.tune import quickstart_config
+    from jointopt.tune.study import load_dataset
+
+    config = quickstart_config()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(config.to_yaml())
+    data = load_dataset(config)
+    x, _ = next(data.batches("val", 32))
+    torch.manual_seed(0)
+    frozen = jointopt.convert(jointopt.create_model("digits_cnn").eval(), x).eval().set_mode("hard").freeze().eval()
+    out = tmp_path / "out"
+    export(frozen, out, x, "c", metadata={"run": str(run)})
+    header = (out / "model.h").read_text()
+    assert "#define MODEL_INPUT_LAYOUT \"CHW\"" in header
+    assert f"#define MODEL_INPUT_MEAN {{{float(data.mean.reshape(-1)[0]):.9g}f}}" in header
+    assert f"#define MODEL_INPUT_STD {{{float(data.std.reshape(-1)[0]):.9g}f}}" in header
+    assert f"#define MODEL_RAW_MAX {float(data.train.x.max()):.1f}f" in header and "#define MODEL_RAW_MIN 0.0f" in header
+    assert '#define MODEL_CLASS_NAMES {"0", "1", "2"' in header and "#define MODEL_NUM_CLASSES 10" in header
+    binary = compile_c(out, tmp_path / "infer")
+    raw = data.val.x[:32].float().numpy().astype("<f4")
+    done = subprocess.run([str(binary), "--raw", "32"], input=raw.tobytes(), capture_output=True, check=True)
+    from_raw = np.array([np.float32(float(v)) for v in done.stdout.split()], dtype=np.float32)
+    assert np.array_equal(from_raw, run_infer(binary, x).reshape(-1))

@@ -10,7 +10,9 @@ Export one trial of a run directory as deployable files and verify each one:
   onnx   NAME.onnx: INT8/INT4/INT2 weight initializers per bit-width group + DequantizeLinear,
          Q/DQ of every layer's input activations (opset 21; runs on onnxruntime's CPU provider)
   npz    NAME.packed.npz: weight codes bit-packed per channel width, scales, biases
-  c      NAME.h: the same as const C arrays and a per-layer struct, for a microcontroller build
+  c      integer-only C99: NAME.h, NAME.c, jointopt_runtime.c/.h and NAME_main.c (a host program:
+         cc -std=c99 -O2 -Wall -Wextra -Werror OUT/*.c -I OUT -lm -o infer; ./infer < input.f32)
+  onnx_int8  NAME.int8.onnx: the integer network as ONNX integer operators (QLinearConv, ...)
 
 Choose the point with --trial N, or from the Pareto front: --max-cost X (the most accurate point
 whose target cost is at most X) and/or --min-accuracy A (the cheapest point with at least A %
@@ -36,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--min-accuracy", type=float, metavar="A",
                    help="pick the cheapest front point with validation accuracy >= A percent (e.g. 85)")
     p.add_argument("--format", dest="formats", action="append", metavar="F",
-                   help="torch, onnx, npz, c or all (repeatable or comma-separated; default all)")
+                   help="torch, onnx, npz, c, onnx_int8 or all (repeatable or comma-separated; default all)")
     p.add_argument("--out", help="output directory (default RUN/trials/N/export)")
     p.add_argument("--name", default="model", help="base name of the files and prefix of the C identifiers")
     p.add_argument("--int2", choices=("int4", "native"), default="int4",

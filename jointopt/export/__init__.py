@@ -8,7 +8,9 @@ Formats (``export(frozen, out, batch, formats=...)``):
   group, ``DequantizeLinear`` per channel, and Q/DQ of every layer's input activations.
 * ``npz``: ``NAME.packed.npz``, weight codes bit-packed per channel width, scales, biases;
   :func:`read_packed` reads it back.
-* ``c``: ``NAME.h``, the same as C arrays and a per-layer struct for a microcontroller build.
+* ``c``: integer-only C99 (``NAME.h``, ``NAME.c``, the runtime ``jointopt_runtime.c/.h`` and the host
+  program ``NAME_main.c``) that equals :func:`jointopt.export.integer.run_reference` bit for bit.
+* ``onnx_int8``: ``NAME.int8.onnx``, the same integer network as ONNX integer operators.
 
 ONNX and onnxruntime are imported only when the ``onnx`` format is written or verified.
 """

@@ -127,7 +127,7 @@ def _preprocess(lower: str, program: IntegerProgram, pre) -> List[str]:
     upper = lower.upper()
     head = f"int {lower}_preprocess(const float *raw, float *input) {{"
     if not pre:
-        return [head, f"    uint32_t i;", f"    for (i = 0; i < {upper}_INPUT_SIZE; ++i)", "        input[i] = raw[i];",
+        return [head, "    uint32_t i;", f"    for (i = 0; i < {upper}_INPUT_SIZE; ++i)", "        input[i] = raw[i];",
                 "    return 1;", "}", ""]
     channels = int(program.input_shape[0]) if program.input_shape else 1
     per = int(np.prod(program.input_shape[1:])) if len(program.input_shape) > 1 else 1

@@ -24,7 +24,7 @@ from torch import fx
 from ..errors import ExportError
 from ..quant import act_levels
 from ..quant.packing import pack_codes
-from ._fixed_point import add_multipliers, f32, quantize_multiplier, quantize_multipliers, round_to_codes
+from ._fixed_point import add_multipliers, f32, quantize_multipliers, round_to_codes
 from ._integer_plan import SOp, Structure, structure
 from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, Head, IntegerProgram, LutOp, MaxPoolOp, QTensor,
                       QuantizeOp)

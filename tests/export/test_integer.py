@@ -14,9 +14,9 @@ from export_cases import frozen_layers, mixed_frozen
 from jointopt.errors import ExportError
 from jointopt.export._fixed_point import add_multipliers, quantize_multiplier, requantize, round_to_codes
 from jointopt.export._memory import peak_live, plan_arena
-from jointopt.export.integer import AddOp, ConvOp, LutOp, MaxPoolOp, QuantizeOp, build_program, run_reference
+from jointopt.export.integer import AddOp, LutOp, MaxPoolOp, QuantizeOp, build_program, run_reference
 from jointopt.quant import quantize_activation
-from nets import TOPOLOGIES, randomize_bn
+from nets import TOPOLOGIES
 
 CASES = sorted(TOPOLOGIES) + ["digits_cnn"]
 
@@ -198,8 +198,6 @@ def test_searchable_and_frozen_networks_have_the_same_structure(case, built):
 @pytest.mark.parametrize("case", CASES + ["extras"])
 def test_memory_plan_keeps_live_tensors_apart(case, built):
     program = built[case][3]
-    from jointopt.export._integer_plan import structure  # noqa: F401  (the plan is the structure's)
-
     lives = {}
     for i, op in enumerate(program.ops):
         written = [h.tensor for h in getattr(op, "heads", [])] + [getattr(op, k) for k in ("output", "logits", "scratch")

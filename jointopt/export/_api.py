@@ -193,17 +193,14 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
         if "npz" in options.formats:
             files["npz"] = npz_format.write_packed(layers, out / f"{options.name}{npz_format.SUFFIX}", meta)
             checks["npz"] = verify.verify_packed(files["npz"], frozen)
-        if "c" in options.formats:
-            from .c_export import export_c
+        if {"c", "onnx_int8"} & set(options.formats):
+            from .c_export import export_integer
 
             comment = json.dumps(metadata, default=str) if metadata else ""
-            c_files, checks["c"] = export_c(frozen, out, x, expected, options.name, comment, metadata)
-            files.update(c_files)
-        if "onnx_int8" in options.formats:
-            from .onnx_int8 import export_onnx_int8
-
-            files["onnx_int8"], checks["onnx_int8"] = export_onnx_int8(frozen, out / f"{options.name}.int8.onnx", x,
-                                                                       expected, metadata)
+            integer_files, integer_checks = export_integer(frozen, out, x, expected, options.name, options.formats,
+                                                           comment, metadata, best_effort=options.formats == FORMATS)
+            files.update(integer_files)
+            checks.update(integer_checks)
     finally:
         frozen.train(was_training)
     rows = summary_rows(layers, totals)

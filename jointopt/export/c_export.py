@@ -108,20 +108,43 @@ def verify_c(directory, program, x: torch.Tensor, name: str, samples: int = C_SA
             "differing_samples": differing, "ok": same}
 
 
-def export_c(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, comment: str = "",
-             metadata: Optional[dict] = None) -> Tuple[Dict[str, Path], dict]:
-    """Build the integer program of ``frozen`` (calibrated on ``x``), write the C files, verify them.
+def export_integer(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, formats, comment: str = "",
+                   metadata: Optional[dict] = None, best_effort: bool = False) -> Tuple[Dict[str, Path], dict]:
+    """The integer formats (``c``, ``onnx_int8``) of ``frozen``: one program, calibrated on ``x``.
 
     Args:
         metadata: the export's metadata; its ``run`` (a run directory) gives the preprocessing.
+        best_effort: a network the integer runtime cannot run (an operation it lacks) is skipped
+            with the reason instead of failing the export (``formats="all"``).
 
     Returns:
-        (files by role, the ``c`` entry of ``verify.json``).
+        (files by role, the ``c`` / ``onnx_int8`` entries of ``verify.json``).
     """
-    from .c_format import flash_bytes, write_c
+    from ..errors import ExportError
     from .integer import build_program
+    from .onnx_int8 import export_onnx_int8
 
-    program = build_program(frozen, x)
+    try:
+        program = build_program(frozen, x)
+    except ExportError as exc:
+        if not best_effort:
+            raise
+        return {}, {f: {"skipped": str(exc), "ok": True} for f in ("c", "onnx_int8") if f in formats}
+    files, checks = {}, {}
+    if "c" in formats:
+        c_files, checks["c"] = export_c(program, frozen, out, x, expected, name, comment, metadata)
+        files.update(c_files)
+    if "onnx_int8" in formats:
+        files["onnx_int8"], checks["onnx_int8"] = export_onnx_int8(program, Path(out) / f"{name}.int8.onnx", x,
+                                                                   expected, metadata)
+    return files, checks
+
+
+def export_c(program, frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, comment: str = "",
+             metadata: Optional[dict] = None) -> Tuple[Dict[str, Path], dict]:
+    """Write the C files of ``program`` (the integer form of ``frozen``) and verify them."""
+    from .c_format import flash_bytes, write_c
+
     preprocessing = preprocessing_of(metadata)
     files = write_c(program, out, name, comment, preprocessing)
     check = {"reference": agreement(program, expected, x), "arena_bytes": program.arena_bytes,
@@ -170,6 +193,8 @@ def preprocessing_of(metadata: Optional[dict]) -> Optional[dict]:
 
 def report_lines(check: dict) -> List[str]:
     """The ``c`` lines of the export report."""
+    if "skipped" in check:
+        return [f"c      skipped: {check['skipped']}"]
     r, b = check["reference"], check["build"]
     status = "ok" if check.get("ok") else "FAILED"
     lines = [f"c      integer reference vs PyTorch on {r['samples']} samples: top-1 agreement "

@@ -241,19 +241,18 @@ def _load(path):
 MIN_AGREEMENT = 0.99
 
 
-def export_onnx_int8(frozen, path, x, expected, metadata=None):
-    """Build the integer program of ``frozen`` (calibrated on ``x``), write it as ONNX, verify it."""
+def export_onnx_int8(program: IntegerProgram, path, x, expected, metadata=None):
+    """Write ``program`` (the integer form of the frozen network that gave ``expected`` on ``x``) as ONNX, verify it."""
     import json
 
-    from .integer import build_program
-
-    program = build_program(frozen, x)
     flat = {"jointopt.metadata": json.dumps(metadata or {}, default=str)}
     path = write_onnx_int8(program, path, flat)
     return path, verify_onnx_int8(path, program, expected, x)
 
 
 def report_line(check: dict) -> str:
+    if "skipped" in check:
+        return f"onnx_int8  skipped: {check['skipped']}"
     return (f"onnx_int8  onnxruntime integer kernels ({', '.join(o for o in check['operators'] if o.startswith('QLinear'))}) "
             f"on {check['samples']} samples: equal to the C runtime's logits on {100 * check['equal_to_reference']:.1f} %, "
             f"top-1 agreement with PyTorch {100 * check['top1_agreement']:.2f} %  {'ok' if check['ok'] else 'FAILED'}")

@@ -169,19 +169,27 @@ def test_max_pool_reads_the_consumer_scale(built):
     assert program.tensors[op.input].scale == program.tensors[op.output].scale
 
 
-def test_unsupported_operations_are_refused_by_name():
-    class Gate(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+class Gate(nn.Module):
+    """A product of two tensors (as in squeeze-and-excitation): not in the integer runtime."""
 
-        def forward(self, x):
-            return self.a(x) * torch.sigmoid(self.b(x))
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
 
+    def forward(self, x):
+        return (self.a(x) * torch.sigmoid(self.b(x))).mean((2, 3))
+
+
+def test_unsupported_operations_are_refused_by_name(tmp_path):
     x = torch.randn(4, 3, 4, 4)
     frozen = jointopt.convert(Gate().eval(), x).eval().set_mode("hard").freeze().eval()
     with pytest.raises(ExportError, match=r"'mul' .*two tensors.*not supported"):
         build_program(frozen, x)
+    with pytest.raises(ExportError, match="'mul'"):
+        jointopt.export.export(frozen, tmp_path / "c", x, "c")
+    result = jointopt.export.export(frozen, tmp_path / "all", x, "all")  # the other formats are still written
+    assert "mul" in result.verification["c"]["skipped"] and "c      skipped:" in result.report()
+    assert (tmp_path / "all" / "model.onnx").exists() and not (tmp_path / "all" / "model.c").exists()
 
 
 # -- structure and memory --------------------------------------------------------------------------

@@ -59,7 +59,7 @@ class RamCost(CostModel):
 
     name = "ram"
     unit = "byte"
-    description = "peak activation memory: the C runtime's static arena (exact once bound to the graph)"
+    description = "peak activation memory, the C runtime's arena (chain of layers; RamCost.for_network: any graph)"
     display_unit = "kB"
     display_scale = 1 / 1000
 

@@ -277,7 +277,7 @@ def build_program(frozen, example) -> IntegerProgram:
     offsets, program.arena_bytes = st.plan(counts.__getitem__)
     for t in program.tensors:
         t.offset = offsets.get(t.storage, -1)
-        if st.numel(st.tensors[t.index], counts.__getitem__) != t.numel:
+        if round(st.numel(st.tensors[t.index], counts.__getitem__)) != t.numel:
             raise ExportError(f"internal: size of {t.name} from channel counts differs from its shape {t.shape}")
     program.notes = [f"{len([k for k in b.reps if k[0] == 'cal'])} tensors use scales calibrated on "
                      f"{x.shape[0]} samples (inputs of adds, average pools, tables and the output)"]

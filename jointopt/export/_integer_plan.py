@@ -100,8 +100,8 @@ def _terms(g: GNode, nodes: Dict[str, GNode]) -> Terms:
         return tuple(t for i in g.inputs for t in nodes[i].terms)
     source = nodes[g.inputs[0]]
     if g.kind in ("avgpool", "maxpool"):
-        ratio = float(math.prod(g.shape)) / float(math.prod(source.shape))
-        return tuple((s, m * ratio) for s, m in source.terms)
+        # multiply first: (m · out) / in is exact when the result is a whole number, m · (out / in) is not
+        return tuple((s, m * math.prod(g.shape) / math.prod(source.shape)) for s, m in source.terms)
     return source.terms
 
 

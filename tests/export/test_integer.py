@@ -230,3 +230,16 @@ def test_arena_of_a_chain_is_the_peak_of_live_bytes():
     offsets, arena = plan_arena(sizes, lives)
     assert arena == peak_live(sizes, lives) == 512 + 72 + 1024
     assert plan_arena(sizes[::-1], lives[::-1])[1] == arena  # the order of the buffers does not matter
+
+
+def test_odd_spatial_sizes(tmp_path):
+    """A 7x7 global pool (ResNet-8 on 28x28 inputs): window sizes that are not powers of two."""
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    searchable = jointopt.convert(jointopt.create_model("resnet8", input_shape=(1, 28, 28)).eval(), x)
+    frozen = searchable.eval().set_mode("hard").freeze().eval()
+    program = build_program(frozen, x)
+    with torch.no_grad():
+        expected = frozen(x).numpy()
+    assert (run_reference(program, x)[0].argmax(1) == expected.argmax(1)).mean() >= 0.99
+    assert float(searchable.cost(RamCost.for_network(searchable), hard=True)) == program.arena_bytes

@@ -240,7 +240,12 @@ class Study:
         rundir.write_json(self.run_dir / "dataset.json", {"name": dataset.name, "input_shape": list(dataset.input_shape),
                                                       "num_classes": dataset.num_classes,
                                                       "class_names": list(dataset.class_names),
-                                                      "substitute": dataset.substitute})
+                                                      "substitute": dataset.substitute,
+                                                      # the preprocessing every export records (normalisation in raw units)
+                                                      "mean": dataset.mean.tolist(), "std": dataset.std.tolist(),
+                                                      "raw_dtype": str(dataset.train.x.dtype).replace("torch.", ""),
+                                                      "raw_range": [float(dataset.train.x.min()), float(dataset.train.x.max())]
+                                                      if len(dataset.train) else None})
         study = self._study()
         self.bus.emit("study_start", config=cfg.to_dict(), run_dir=str(self.run_dir), target=cfg.cost.target,
                       trials=cfg.tuner.trials, storage=self.storage_url)

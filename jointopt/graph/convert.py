@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
+from ..errors import UnsupportedOpError
 from ..nn.layers import SearchableLayer
 from ..nn.selectors import GroupGate, SearchState
 from ..nn._op import LayerGeometry
@@ -61,6 +63,7 @@ def convert(model: nn.Module, example_input: Union[torch.Tensor, Tuple[torch.Ten
     was_training = model.training
     source = copy.deepcopy(model).eval()
     gm = _fold_bn(source, inplace=True) if fold_bn else trace(source)
+    explicit_padding(gm, space.exclude)
     analysis = analyze(gm, inputs, space.exclude)
     state = SearchState(mode="soft", sampling=space.sampling)
     prune = space.prune
@@ -79,6 +82,51 @@ def convert(model: nn.Module, example_input: Union[torch.Tensor, Tuple[torch.Ten
         layer.bind(dict(network.gates.items()))
     network.train(was_training)
     return network
+
+
+def _side_padding(module: nn.Module, name: str) -> Tuple[List[int], List[int]]:
+    """(before, after) padding of each spatial dimension, as the module pads its input."""
+    dims = len(module.kernel_size)
+    if module.padding == "valid":
+        return [0] * dims, [0] * dims
+    if module.padding == "same":  # as PyTorch pads: the odd extra element goes after
+        total = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size)]
+        return [t // 2 for t in total], [t - t // 2 for t in total]
+    if isinstance(module.padding, str):
+        raise UnsupportedOpError(f"cannot convert {name!r}: padding={module.padding!r} is not a PyTorch padding")
+    return list(module.padding), list(module.padding)
+
+
+def explicit_padding(gm: fx.GraphModule, exclude: Sequence[str] = ()) -> None:
+    """Give every Conv1d/Conv2d plain symmetric zero padding, so the searchable layer (which runs
+    ``F.conv*(..., padding=...)``) computes exactly what the module computed.
+
+    ``padding="same"``/``"valid"`` become numbers; padding the convolution cannot express itself
+    (``padding_mode="reflect"``/``"replicate"``/``"circular"``, or the asymmetric padding of
+    ``"same"`` with an even kernel) becomes an explicit ``F.pad`` node in front of it, which the
+    graph analysis treats as channel-wise and the exports write as a pad operation.
+    """
+    modules = dict(gm.named_modules())
+    changed = False
+    for node in list(gm.graph.nodes):
+        module = modules.get(node.target) if node.op == "call_module" else None
+        if not isinstance(module, (nn.Conv1d, nn.Conv2d)) or node.target in exclude:
+            continue
+        before, after = _side_padding(module, node.target)
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        if before == after and (mode == "constant" or not any(before)):
+            if module.padding != tuple(before):
+                module.padding, changed = tuple(before), True
+            module.padding_mode = "zeros"
+            continue
+        pads = [p for b, a in zip(reversed(before), reversed(after)) for p in (b, a)]  # F.pad: last dimension first
+        with gm.graph.inserting_before(node):
+            padded = gm.graph.call_function(F.pad, (node.args[0], tuple(pads)), {"mode": mode})
+        node.args = (padded,) + tuple(node.args[1:])
+        module.padding, module.padding_mode, changed = (0,) * len(before), "zeros", True
+    if changed:
+        gm.graph.lint()
+        gm.recompile()
 
 
 def _replace_submodule(root: nn.Module, name: str, new: nn.Module) -> None:

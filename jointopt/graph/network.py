@@ -101,8 +101,13 @@ class SearchableNetwork(nn.Module):
         """Statistics of every searchable layer: soft (differentiable) or of the argmax choice."""
         return [layer.stats(hard, name) for name, layer in self.searchable_layers()]
 
-    def cost(self, model: Union[str, CostModel], hard: bool = False) -> torch.Tensor:
-        """Expected cost under the current selector probabilities (``hard``: of the argmax choice).
+    def cost(self, model: Union[str, CostModel], hard: bool | None = None) -> torch.Tensor:
+        """Cost of the allocation the network is in: the argmax choice in ``hard`` mode, else the
+        expectation under the current selector probabilities.
+
+        So after ``set_mode("hard")`` this is the cost of what :meth:`freeze` keeps (for ``memory``,
+        the bits the packed export stores). ``hard=True`` / ``hard=False`` overrides the mode (the
+        search loop asks for the soft, differentiable cost explicitly).
 
         The built-in ``memory``, ``memory_total``, ``bitops`` and ``macs`` models are evaluated on
         the soft allocation by a vectorised path over precomputed per-layer constants (the same
@@ -110,6 +115,8 @@ class SearchableNetwork(nn.Module):
         layer); every other model, and every hard cost, goes through :meth:`layer_stats`.
         """
         model = get_cost_model(model)
+        if hard is None:
+            hard = self.state.mode == "hard"
         if not hard:
             fast = _fast_soft_cost(self, model)
             if fast is not None:

@@ -197,3 +197,83 @@ def test_depthwise_pruned_to_one_channel_stays_depthwise_for_cost_models():
         if name == "lut":
             continue
         assert net.cost(name, hard=True).item() == pytest.approx(frozen_cost(frozen, name).item(), rel=1e-6), name
+
+
+class PaddedModes(torch.nn.Module):
+    """Reflect, circular and replicate padding (1-D and 2-D), which a plain ``F.conv2d(padding=...)`` cannot do."""
+
+    def __init__(self):
+        super().__init__()
+        self.reflect = torch.nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect")
+        self.circular = torch.nn.Conv2d(8, 8, 3, padding=(1, 2), padding_mode="circular")
+        self.replicate = torch.nn.Conv1d(8, 6, 3, padding=2, dilation=2, padding_mode="replicate")
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.relu(self.circular(F.relu(self.reflect(x))))
+        return self.fc(F.relu(self.replicate(x.mean(2))).mean(2))
+
+
+class SamePadding(torch.nn.Module):
+    """``padding="same"`` with odd kernels, an even kernel (asymmetric padding) and a dilated Conv1d."""
+
+    def __init__(self):
+        super().__init__()
+        self.odd = torch.nn.Conv2d(3, 8, 3, padding="same")
+        self.even = torch.nn.Conv2d(8, 8, 4, padding="same")
+        self.valid = torch.nn.Conv2d(8, 8, 3, padding="valid")
+        self.temporal = torch.nn.Conv1d(8, 6, 3, padding="same", dilation=2)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.relu(self.valid(F.relu(self.even(F.relu(self.odd(x))))))
+        return self.fc(F.relu(self.temporal(x.mean(3))).mean(2))
+
+
+@pytest.mark.parametrize("cls", [PaddedModes, SamePadding])
+def test_padding_modes_and_same_padding_are_kept(cls):
+    """convert must not turn reflect/circular padding into zeros nor choke on padding='same'."""
+    torch.manual_seed(0)
+    model = cls().eval()
+    x = torch.rand(8, 3, 8, 8) + 0.5  # positive: zero padding would differ visibly from reflect/circular
+    net = jointopt.convert(model, x)
+    with torch.no_grad():
+        assert torch.allclose(net.eval().set_mode("float")(x), model(x), atol=1e-6)
+    search_steps(net.set_mode("soft"), x)
+    g = torch.Generator().manual_seed(3)
+    for _, layer in net.searchable_layers():
+        layer.bit_logits.data = torch.randn(layer.bit_logits.shape, generator=g)
+    net.eval().set_mode("hard")
+    frozen = net.freeze().eval()
+    with torch.no_grad():
+        assert torch.allclose(frozen(x), net(x), atol=1e-5)
+    assert net.cost("memory", hard=True).item() == frozen_cost(frozen, "memory").item() == independent_memory_bits(frozen)
+
+
+def test_padding_that_cannot_be_expressed_is_refused():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    conv.padding = "full"  # not a PyTorch padding: refused with the layer named, not a raw TypeError later
+    model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(jointopt.UnsupportedOpError, match="'0'.*padding='full'"):
+        jointopt.convert(model, torch.randn(2, 3, 8, 8))
+
+
+def test_cost_follows_the_mode():
+    """After set_mode('hard') the cost is the argmax allocation's (what freeze keeps); hard= still overrides."""
+    cls, shape = TOPOLOGIES["depthwise"]
+    torch.manual_seed(0)
+    net = jointopt.convert(cls().eval(), torch.randn(*shape))
+    g = torch.Generator().manual_seed(4)
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data = torch.randn(gate.size, generator=g)
+    for _, layer in net.searchable_layers():
+        layer.bit_logits.data = torch.randn(layer.bit_logits.shape, generator=g)
+    soft = net.set_mode("soft").cost("memory").item()
+    hard = net.cost("memory", hard=True).item()
+    assert soft != hard
+    net.set_mode("hard")
+    assert net.cost("memory").item() == hard == frozen_cost(net.freeze(), "memory").item()
+    assert net.cost("bitops").item() == net.cost("bitops", hard=True).item()
+    assert net.cost("memory", hard=False).item() == soft  # the explicit override the search loop uses
+    assert net.set_mode("float").cost("memory").item() == soft

@@ -155,6 +155,18 @@ class Config:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Config":
+        """Build and validate a config from a dict laid out like the YAML files.
+
+        Sections left out keep their defaults, so a dict names only what it changes; an unknown
+        key or a bad value raises :class:`ConfigError` naming it and the valid choices. The
+        result is what ``jointopt.search`` runs (it also takes the dict itself)::
+
+            config = Config.from_dict({"model": {"name": "resnet8"}, "data": {"name": "cifar10"},
+                                       "tuner": {"trials": 12}, "cost": {"target": "mpic"}})
+            jointopt.search(config, out="runs/c10")
+
+        ``Config.from_dict(config.to_dict())`` gives an equal config back.
+        """
         config = _build(cls, data or {}, "")
         config.validate()
         return config

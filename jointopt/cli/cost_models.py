@@ -24,63 +24,28 @@ SMALL_MODEL_WEIGHTS = 1_000_000  # --check uses the zoo models up to this size u
 
 
 def register(subparsers) -> None:
+    from ._options import add_format_option, add_list_option
+
     p = subparsers.add_parser("cost-models", help="list installed cost models, or check one (--check SPEC)",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", metavar="SPEC", help="run the conformance kit on this cost model")
-    p.add_argument("--models", metavar="NAMES",
-                   help="comma-separated zoo models for --check (default: every zoo model with at most 1 M weights)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random allocation used by --check")
+    add_list_option(p, "--models", metavar="NAMES",
+                    help="zoo models for --check (default: every zoo model with at most 1 M weights)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random allocation used by --check (default 0)")
+    add_format_option(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.check:
         return _check(args.check, args.models, args.seed)
-    _list()
+    from .listing import print_listings
+
+    print_listings(["cost_models"], args.output_format)
+    if args.output_format == "text":
+        print("\nAlso accepted wherever a cost model is named: module:Class, path/to/file.py:Class, a measured "
+              "table (.csv/.json).\nCheck one with `jointopt cost-models --check SPEC`.")
     return 0
-
-
-def _sources() -> dict:
-    """name → where the entry point that provides it comes from."""
-    from importlib.metadata import entry_points
-
-    from ..cost import ENTRY_POINT_GROUP
-
-    sources = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
-        sources[ep.name] = f"{origin} ({ep.value})"
-    return sources
-
-
-def _describe(name: str):
-    """(unit, description) of a registered cost model, without building an instance."""
-    from ..cost import _REGISTRY  # the registry gives the class; instances may need arguments (lut)
-
-    try:
-        target = _REGISTRY.get(name)()
-    except Exception as exc:  # a broken plug-in must not hide the others
-        return "?", f"(cannot load: {type(exc).__name__}: {exc})"
-    unit = getattr(target, "display_unit", "") or getattr(target, "unit", "")
-    return unit or "?", getattr(target, "description", "") or getattr(target, "__doc__", "") or ""
-
-
-def _list() -> None:
-    from ..cost import list_cost_models
-
-    sources = _sources()
-    rows = []
-    for name in list_cost_models():
-        unit, description = _describe(name)
-        rows.append((name, unit, sources.get(name, "registered at run time (register_cost_model)"),
-                     description.strip().splitlines()[0] if description.strip() else ""))
-    widths = [max(len(r[i]) for r in rows + [("name", "unit", "from", "")]) for i in range(3)]
-    print(f"{'name':<{widths[0]}}  {'unit':<{widths[1]}}  {'from':<{widths[2]}}  description")
-    for name, unit, source, description in rows:
-        print(f"{name:<{widths[0]}}  {unit:<{widths[1]}}  {source:<{widths[2]}}  {description}")
-    print("\nAlso accepted wherever a cost model is named: module:Class, path/to/file.py:Class, a measured "
-          "table (.csv/.json).\nCheck one with `jointopt cost-models --check SPEC`.")
 
 
 def _small_models():
@@ -102,7 +67,7 @@ def _check(spec: str, models, seed: int) -> int:
 
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     cost_model = get_cost_model(spec)
-    names = [m.strip() for m in models.split(",") if m.strip()] if models else _small_models()
+    names = list(models) or _small_models()
     print(f"checking {cost_model.name!r} ({type(cost_model).__name__}, unit {cost_model.unit}) on "
           f"{', '.join(names)}", flush=True)
     try:

@@ -5,31 +5,76 @@ import argparse
 import sys
 
 
+LIST_HELP = """\
+List the registered data sets (built-ins and any registered with jointopt.register_dataset) with
+what is already in the data folder: bundled, prepared (cached tensors), files present, or a
+system copy.
+
+examples:
+  jointopt data list
+  jointopt data list --data-dir /big/disk/data
+  jointopt data list --format json
+"""
+
+PREPARE_HELP = """\
+Make a data set ready: download its official files if missing (size and MD5 verified, resumable),
+extract them atomically, preprocess and cache the tensors, then print the splits. Later loads read
+the cache in seconds. NAME is a registered name, path/to/file.py:NAME or module:NAME (a file that
+registers the data set, or whose NAME is the factory).
+
+examples:
+  jointopt data prepare cifar10
+  jointopt data prepare gsc --data-dir /big/disk/data
+  jointopt data prepare cifar10 --no-download       # offline: use files already in the folder
+  jointopt data prepare own_data.py:blobs
+"""
+
+SYNTH_HELP = """\
+Speak the 35 Speech Commands words with espeak-ng voices and write them in the Speech Commands
+layout: a stand-in for gsc on machines without the real corpus (see jointopt.data.synthetic_kws).
+Each speaker is one voice, variant, pitch and speed; no speaker is in two splits.
+
+examples:
+  jointopt data synth-kws --out ~/.cache/jointopt/data/synthetic_kws/corpus
+  jointopt data synth-kws --out DATA_DIR/synthetic_kws/corpus --speakers 1000 --jobs 4
+"""
+
+
 def register(subparsers) -> None:
+    from ._options import add_format_option
+
+    raw = argparse.RawDescriptionHelpFormatter
     parser = subparsers.add_parser(
-        "data", help="list, download and preprocess data sets",
+        "data", help="list, download and preprocess data sets", formatter_class=raw,
         description="Data sets are downloaded from their official locations, verified (size, MD5), extracted "
                     "atomically and cached as tensors under the data folder (default $JOINTOPT_DATA_DIR or "
-                    "~/.cache/jointopt/data).",
+                    "~/.cache/jointopt/data).\n\nexamples:\n  jointopt data list\n  jointopt data prepare cifar10\n"
+                    "  jointopt data synth-kws --out ~/.cache/jointopt/data/synthetic_kws/corpus",
     )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
-    listing = actions.add_parser("list", help="list the registered data sets and what is prepared")
+    listing = actions.add_parser("list", help="list the registered data sets and what is prepared",
+                                 description=LIST_HELP, formatter_class=raw)
     _root_option(listing)
+    add_format_option(listing)
 
-    prepare = actions.add_parser("prepare", help="download (if needed), verify, preprocess and cache a data set")
-    prepare.add_argument("name", help="a data-set name from `jointopt data list`")
+    prepare = actions.add_parser("prepare", help="download (if needed), verify, preprocess and cache a data set",
+                                 description=PREPARE_HELP, formatter_class=raw)
+    prepare.add_argument("name", help="a data-set name from `jointopt data list`, file.py:NAME or module:NAME")
     _root_option(prepare)
     prepare.add_argument("--no-download", action="store_true",
                          help="only use files already in the data folder; fail instead of downloading")
 
     synth = actions.add_parser("synth-kws", help="write a synthetic keyword-spotting corpus with espeak-ng",
-                               description="Speak the 35 Speech Commands words with espeak-ng voices and write them "
-                                           "in the Speech Commands layout (a stand-in for gsc; see synthetic_kws).")
-    synth.add_argument("--out", required=True, help="folder to create, e.g. DATA_DIR/synthetic_kws/corpus")
-    synth.add_argument("--speakers", type=int, default=100, help="synthetic speakers, each says every word once")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--jobs", type=int, default=2, help="espeak-ng processes at once")
+                               description=SYNTH_HELP, formatter_class=raw)
+    synth.add_argument("--out", required=True, metavar="DIR",
+                       help="folder to create, e.g. DATA_DIR/synthetic_kws/corpus")
+    synth.add_argument("--speakers", type=int, default=100, metavar="N",
+                       help="synthetic speakers, each says every word once (default 100)")
+    synth.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="seed of the speakers' voices, pitches and speeds, the clip offsets and the noise "
+                            "(default 0)")
+    synth.add_argument("--jobs", type=int, default=2, metavar="N", help="espeak-ng processes at once (default 2)")
 
     parser.set_defaults(func=run, parser=parser)
 
@@ -51,23 +96,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args) -> int:
-    from ..data import describe_dataset, list_datasets
     from ..data._cache import resolve_root
+    from ._listing import as_json, as_text
+    from ._options import print_json
 
     root = resolve_root(args.root)
-    print(f"data folder: {root}")
-    names = list_datasets()
-    width = max(len(n) for n in names)
-    for name in names:
-        state = "prepared" if (root / name / "cache.pt").is_file() else "files present" if (root / name).is_dir() else ""
-        if name == "digits":
-            state = "bundled"
-        elif name == "fashion_mnist" and not state:
-            from ..data._fashion_mnist import FILES, SYSTEM_DIR
-
-            if all((SYSTEM_DIR / f.filename).is_file() for f in FILES.values()):
-                state = f"system copy in {SYSTEM_DIR}"
-        print(f"  {name:<{width}}  {describe_dataset(name)}" + (f"  [{state}]" if state else ""))
+    data = as_json(["datasets"], root=root)
+    if args.output_format == "json":
+        print_json({"data_folder": str(root), **data})
+    else:
+        print(f"data folder: {root}")
+        print(as_text("datasets", data["datasets"]))
     return 0
 
 

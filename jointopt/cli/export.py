@@ -42,8 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="output directory (default RUN/trials/N/export)")
     p.add_argument("--name", default="model", help="base name of the files and prefix of the C identifiers")
     p.add_argument("--int2", choices=("int4", "native"), default="int4",
-                   help="ONNX storage of 2-bit weights: in INT4 containers (default, opset 21, runs on onnxruntime "
-                        "1.31) or native INT2 (opset 25)")
+                   help="ONNX storage of 2-bit weights: in INT4 containers (default, opset 21, runs on onnxruntime's "
+                        "CPU provider) or native INT2 (opset 25; onnxruntime runs it only with graph optimisations off)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the smallest that holds the weights)")
     p.add_argument("--batch-size", type=int, default=256, help="validation samples used for verification (default 256)")
     p.add_argument("--min-agreement", type=float, default=99.9, metavar="PERCENT",

@@ -3,17 +3,21 @@
 Every subcommand module defines ``register(subparsers)`` which adds its parser and sets
 ``func=run``. Errors derived from :class:`jointopt.JointoptError` (and bad files) become one line on
 stderr and exit code 1; ``--debug`` shows the traceback instead.
+
+The working directory is put on the import path, as ``python -m`` does, so ``module:factory``
+names a module in the folder the command runs from (``jointopt inspect mynet:build_net``).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
 from ..errors import JointoptError
 
-SUBCOMMANDS = ["search", "export", "report", "inspect", "cost_models", "data"]
+SUBCOMMANDS = ["search", "export", "report", "inspect", "listing", "cost_models", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cwd_on_import_path() -> None:
+    """What ``python -m`` does: modules in the current folder import by name."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _cwd_on_import_path()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -49,6 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `jointopt ... | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("jointopt: interrupted; completed work is kept (resume with --resume)", file=sys.stderr)
         return 130

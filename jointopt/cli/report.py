@@ -19,18 +19,21 @@ examples:
   jointopt report runs/a
   jointopt report runs/a --log-cost --accuracy test
   jointopt report runs/a --target bitops            # plot another cost the study reported
-  jointopt report runs/memory --compare runs/mpic --target mpic --label memory-target --label mpic-target
+  jointopt report runs/memory --compare runs/mpic --target mpic --label memory-target,mpic-target
+  jointopt report runs/a --format json              # the front, baselines and files for scripts
 """
 
 
 def register(subparsers) -> None:
+    from ._options import ListAction, add_format_option, add_list_option
+
     p = subparsers.add_parser("report", help="Pareto figure, CSV, allocation figures, HTML page, TensorBoard runs",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run directory of `jointopt search` (its --out)")
-    p.add_argument("--compare", nargs="+", default=[], metavar="RUN2",
-                   help="other run directories whose fronts are overlaid on compare.png")
-    p.add_argument("--label", action="append", default=[], metavar="TEXT",
-                   help="legend label of RUN, then of each --compare run, in order (repeatable)")
+    p.add_argument("--compare", nargs="+", action=ListAction, default=[], metavar="RUN2",
+                   help="other run directories whose fronts are overlaid on compare.png (several after one "
+                        "--compare, comma-separated or repeated)")
+    add_list_option(p, "--label", metavar="TEXT", help="legend labels of RUN, then of each --compare run, in order")
     p.add_argument("--target", metavar="NAME", help="cost to plot (default: the study's target); "
                                                      "any cost the study reported, e.g. bitops")
     p.add_argument("--log-cost", action="store_true", help="log-scale cost axis")
@@ -38,6 +41,7 @@ def register(subparsers) -> None:
                    help="accuracy on the figures (default: val; the front is always selected on validation)")
     p.add_argument("--out", metavar="DIR", help="write the files here instead of into RUN")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write missing TensorBoard runs")
+    add_format_option(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +49,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..report import load_run, write_report
+    from ..report import load_run, tensorboard_command, write_report
     from ..report._tables import text_table, trials_table
 
     n_runs = 1 + len(args.compare)
@@ -57,16 +61,25 @@ def run(args) -> int:
                          compare=args.compare, labels=args.label or None, out=args.out,
                          tensorboard=not args.no_tensorboard)
     target = args.target or data.target
+    written = [p for p in [files.pareto_png, files.pareto_csv, files.compare_png, files.compare_csv, files.html]
+               if p is not None]
+    command = tensorboard_command(args.run, data.config, trials=len(data.results))
+    if args.output_format == "json":
+        from ._options import print_json
+
+        print_json({"run": str(args.run), "target": target, "trials": len(data.results), "front": files.front,
+                    "baselines": data.baselines, "files": [str(p) for p in written + files.allocations],
+                    "tensorboard_runs": files.tensorboard, "tensorboard": command})
+        return 0
     print(f"Pareto front of {args.run}: {len(files.front)} of {len(data.results)} trials, target {target}"
           f" (accuracy in %):")
     print(text_table(trials_table(data, files.front, target)) if files.front else "  (no completed trials yet)")
     print("\nwrote:")
-    for path in [files.pareto_png, files.pareto_csv, files.compare_png, files.compare_csv, files.html]:
-        if path is not None:
-            print(f"  {path}")
+    for path in written:
+        print(f"  {path}")
     if files.allocations:
         print(f"  {len(files.allocations)} allocation figures under {Path(files.allocations[0]).parent.parent}/")
     if files.tensorboard:
         print(f"  TensorBoard runs: {', '.join(files.tensorboard)} (under {Path(args.run) / 'tb'})")
-    print(f"\nopen {files.html} in a browser, or run:\n  tensorboard --logdir {args.run}")
+    print(f"\nopen {files.html} in a browser, or run:\n  {command}")
     return 0

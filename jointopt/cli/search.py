@@ -27,25 +27,34 @@ examples:
 
 
 def register(subparsers) -> None:
+    from ._options import add_list_option
+
     p = subparsers.add_parser("search", help="run the study and print the Pareto front (the main job)",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config (default: the built-in quickstart)")
-    p.add_argument("--target", help="cost model to minimise: memory, bitops, macs, mpic, ne16, a module:Class, "
-                                    "a file.py:Class, a LUT file, or 'latency' (= the --cost-model, default mpic)")
-    p.add_argument("--cost-model", action="append", default=[], metavar="SPEC",
-                   help="another cost model to compute and report for every trial (repeatable)")
-    p.add_argument("--trials", type=int, help="number of completed trials to reach (default from the config)")
-    p.add_argument("--lambda", dest="fixed_lambda", type=float, help="run one trial with this λ instead of tuning")
-    p.add_argument("--out", help="run directory (default: a new folder under runs/)")
-    p.add_argument("--storage", help="Optuna storage URL shared by several workers (default: SQLite in the run "
-                                     "directory); journal:PATH for a journal file")
+    p.add_argument("--config", metavar="FILE", help="YAML config (default: the built-in quickstart)")
+    p.add_argument("--target", metavar="MODEL",
+                   help="cost model to minimise (default from the config: memory): memory, bitops, macs, mpic, ne16, "
+                        "module:Class, file.py:Class, a LUT file, or 'latency' (= the first --cost-model, default mpic)")
+    add_list_option(p, "--cost-model", metavar="SPEC", help="further cost models to compute and report for every trial")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="number of completed trials to reach (default from the config: 8 for the quickstart)")
+    p.add_argument("--lambda", dest="fixed_lambda", type=float, metavar="X",
+                   help="run one trial with this λ instead of tuning")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: a new folder under runs/)")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several workers (default: SQLite in "
+                                                    "the run directory); journal:PATH for a journal file")
     p.add_argument("--resume", action="store_true", help="continue the study in --out (completed trials are kept)")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default from the config: cpu)")
-    p.add_argument("--data-dir", help="where the data-set files are (or are downloaded to)")
-    p.add_argument("--seed", type=int, help="seed of the whole study (same seed, same front on one machine)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or auto (default from the config: cpu)")
+    p.add_argument("--data-dir", metavar="DIR", help="where the data-set files are, or are downloaded to (default "
+                                                     "$JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed of the whole study (default from the config: 0; same seed, same front on one machine)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default from the config: 1 for the quickstart; unset = torch's "
+                        "default, one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config value, e.g. --set search.epochs=30 (repeatable)")
+                   help="override any config value, e.g. --set search.epochs=30 (repeated, one each: a value may "
+                        "contain commas, --set space.act_bits=[2,4,8])")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
     p.set_defaults(func=run)
@@ -69,6 +78,13 @@ def resolve_config(args):
         extra = args.cost_model
     if extra:
         sets.append(f"cost.report={list(dict.fromkeys(config.cost.report + extra))}")
+    if args.fixed_lambda is not None:  # one trial: the study, its progress and its config say so
+        if args.trials not in (None, 1):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--lambda runs one trial with a fixed strength, but --trials {args.trials} was given; "
+                              "drop one of them")
+        sets.append("tuner.trials=1")
     for flag, key in (("trials", "tuner.trials"), ("device", "device"), ("data_dir", "data.root"), ("seed", "seed"),
                       ("threads", "threads")):
         value = getattr(args, flag)
@@ -83,21 +99,17 @@ def resolve_config(args):
 
 
 def run(args) -> int:
+    from ..report import progress_listener, tensorboard_command
     from ..tune import Study
     from ..tune.rundir import default_run_dir
-    from ._progress import Progress
 
     config = resolve_config(args)
     out = Path(args.out) if args.out else default_run_dir()
-    progress = Progress(trials=config.tuner.trials, target=config.cost.target, quiet=args.quiet)
-    listeners = [progress]
+    listeners = [progress_listener(quiet=args.quiet)]
     if not args.no_tensorboard:
-        try:
-            from ..report import tensorboard_listener
-        except ImportError:
-            tensorboard_listener = None
-        if tensorboard_listener is not None:
-            listeners.append(tensorboard_listener(out))
+        from ..report import tensorboard_listener
+
+        listeners.append(tensorboard_listener(out))
     study = Study(config, out, storage=args.storage, resume=args.resume, listeners=listeners,
                   fixed_lambda=args.fixed_lambda, argv=["jointopt"] + sys.argv[1:])
     summary = study.run()
@@ -106,6 +118,6 @@ def run(args) -> int:
     print(study.table)
     print(f"\nrun directory: {out}")
     print(f"  report:      jointopt report {out}")
-    print(f"  tensorboard: tensorboard --logdir {out}")
+    print(f"  tensorboard: {tensorboard_command(out, config.to_dict(), trials=len(summary['results']))}")
     print(f"  export:      jointopt export {out} --trial N --format onnx")
     return 0

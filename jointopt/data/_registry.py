@@ -1,10 +1,19 @@
-"""The data-set registry: ``register_dataset``, ``get_dataset``, ``list_datasets``."""
+"""The data-set registry: ``register_dataset``, ``get_dataset``, ``list_datasets``.
+
+Wherever a data-set name is accepted (``get_dataset``, ``data.name`` in a config, ``jointopt data
+prepare``), ``path/to/file.py:NAME`` and ``package.module:NAME`` work too, as for models and cost
+models: the file or module is imported, and ``NAME`` is its factory function or the name it
+registered with ``register_dataset``.
+"""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, List, Optional, Union
 
 from ..errors import ConfigError
@@ -98,7 +107,9 @@ def get_dataset(name: Union[str, Dataset], root: Union[str, os.PathLike, None] =
     """Load a registered data set into memory (downloading and preprocessing it the first time).
 
     Args:
-        name: a registered name (see :func:`list_datasets`) or a :class:`Dataset`, returned as is.
+        name: a registered name (see :func:`list_datasets`), ``path/to/file.py:NAME`` or
+            ``module:NAME`` (NAME: a factory, or a name the file registers), or a :class:`Dataset`,
+            returned as is.
         root: the data folder (``--data-dir``); default ``$JOINTOPT_DATA_DIR`` or
             ``~/.cache/jointopt/data``.
         val_fraction: share of the training data held out for validation when the data set has no
@@ -111,12 +122,53 @@ def get_dataset(name: Union[str, Dataset], root: Union[str, os.PathLike, None] =
         return name.limit_train(limit_train)
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction={val_fraction} must be in (0, 1)")
-    entry = _REGISTRY.get(name)
+    entry = _lookup(name)
     offered = {"root": resolve_root(root), "val_fraction": val_fraction, "seed": seed, "download": download}
     dataset = entry.factory(**_accepted(entry.factory, offered))
     if not isinstance(dataset, Dataset):
         raise ConfigError(f"data set {name!r}: the factory returned {type(dataset).__name__}, not a jointopt.data.Dataset")
     return dataset.limit_train(limit_train)
+
+
+def _lookup(name: str) -> _Entry:
+    if name in _REGISTRY or ":" not in name:
+        return _REGISTRY.get(name)  # an unknown plain name raises with the close matches
+    target, _, attr = name.rpartition(":")
+    if not target or not attr:
+        raise ConfigError(f"data set {name!r}: write path/to/file.py:NAME or module:NAME, e.g. own_data.py:blobs")
+    module = _import(target, name)
+    factory = getattr(module, attr, None)
+    if callable(factory) and not isinstance(factory, type):
+        return _Entry(factory, (inspect.getdoc(factory) or "").split("\n")[0])
+    if attr in _REGISTRY:  # the module registered it under this name
+        return _REGISTRY.get(attr)
+    raise ConfigError(f"data set {name!r}: {target!r} has no factory function {attr!r} and registers no data set "
+                      f"of that name; registered: {', '.join(list_datasets())}")
+
+
+def _import(target: str, spec: str):
+    """Import ``target`` (a ``.py`` path or a module name) once per process."""
+    if not target.endswith(".py"):
+        try:
+            return importlib.import_module(target)
+        except ImportError as exc:
+            raise ConfigError(f"data set {spec!r}: cannot import module {target!r} ({exc}); run from the folder "
+                              "that holds it, or give path/to/file.py:NAME") from None
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"data set {spec!r}: file {target!r} does not exist")
+    module_name = f"_jointopt_user_data_{abs(hash(str(path.resolve())))}"
+    if module_name in sys.modules:  # a second import would register its data sets twice
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 def _accepted(factory: Callable, offered: dict) -> dict:

@@ -207,7 +207,8 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
     checks["file_bytes"] = {k: p.stat().st_size for k, p in files.items()}
     failures = [k for k, v in checks.items() if isinstance(v, dict) and v.get("ok") is False]
     checks["ok"] = not failures
-    (out / VERIFY_JSON).write_text(json.dumps(checks, indent=1, default=str) + "\n")
+    merged = _merge_verification(out / VERIFY_JSON, checks)
+    (out / VERIFY_JSON).write_text(json.dumps(merged, indent=1, default=str) + "\n")
     (out / SUMMARY_TXT).write_text(summary_table(rows) + "\n")
     result = ExportResult(out, {**files, "verify": out / VERIFY_JSON, "summary": out / SUMMARY_TXT}, rows, checks,
                           failures)
@@ -215,3 +216,20 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
         raise ExportError(f"export verification failed ({', '.join(failures)}); see {str(out / VERIFY_JSON)!r}:\n"
                           + result.report())
     return result
+
+
+def _merge_verification(path: Path, checks: dict) -> dict:
+    """``verify.json`` keeps the checks of formats exported earlier into the same folder from the same
+    network (same packed sizes), so an ONNX export followed by a C export records both."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return checks
+    sizes = json.loads(json.dumps(checks.get("sizes"), default=str))
+    if not isinstance(previous, dict) or previous.get("sizes") != sizes:
+        return checks  # another network: its checks say nothing about these files
+    merged = {k: v for k, v in previous.items() if k not in checks}
+    merged.update(checks)
+    merged["file_bytes"] = {**previous.get("file_bytes", {}), **checks["file_bytes"]}
+    merged["ok"] = not any(isinstance(v, dict) and v.get("ok") is False for v in merged.values())
+    return merged

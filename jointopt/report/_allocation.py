@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Sequence
 from ._render import PRUNED_COLOR, bit_colors, new_figure
 from ._units import CostUnit, cost_unit, fmt_number
 
+KEPT_COLOR = "#d62728"  # the epoch the search kept, on the evolution figure
+
 
 def layer_bits(row: dict) -> Dict[int, int]:
     return {int(b): int(n) for b, n in row.get("bits", {}).items() if int(n) > 0 and int(b) > 0}
@@ -65,13 +67,14 @@ def allocation_figure(rows: Sequence[dict], title: str = "", widths: Sequence[in
 
 
 def evolution_figure(history: Sequence[dict], metrics: Sequence[dict], target: str,
-                     unit: Optional[CostUnit] = None, title: str = ""):
+                     unit: Optional[CostUnit] = None, title: str = "", kept_epoch: Optional[int] = None):
     """Per-layer heat maps of kept channels and mean bits over the search epochs, and global curves.
 
     ``history``: rows ``{"epoch", "layers"}`` (one per search epoch; may be empty when it was not
     recorded). ``metrics``: the trial's epoch rows; the search ones give the curves. ``unit``: how
-    to show the ``target`` cost (default: its display unit, fitted to the values). None when there
-    is nothing to draw.
+    to show the ``target`` cost (default: its display unit, fitted to the values). ``kept_epoch``:
+    the epoch whose choice the search froze (its best, which need not be the last), marked with a
+    red line on every panel and named in the title. None when there is nothing to draw.
     """
     search = [m for m in metrics if m.get("phase") == "search"]
     if not history and not search:
@@ -85,6 +88,12 @@ def evolution_figure(history: Sequence[dict], metrics: Sequence[dict], target: s
         _heat_maps(fig, grid, history)
     if search:
         _curves(fig, grid[-1, 0], grid[-1, 1], search, target, unit)
+    if kept_epoch is not None and kept_epoch >= 0:
+        for ax in fig.axes:
+            if ax.get_label() != "<colorbar>" and ax.get_xlabel() == "search epoch":
+                ax.axvline(kept_epoch, color=KEPT_COLOR, linewidth=1.4, linestyle=":", label="kept")
+        title = f"{title} · red line: epoch {kept_epoch}, the one the search kept" if title else \
+            f"red line: epoch {kept_epoch}, the one the search kept"
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -47,6 +47,9 @@ def write_tensorboard(run, log_cost: bool = False) -> List[str]:
             _epoch(listener, trial, row)
             if row.get("phase") == "search" and row.get("epoch") in allocations:
                 emit("allocation", phase="search", epoch=row["epoch"], data={"layers": allocations[row["epoch"]]})
+        kept = run.kept_epoch(trial)
+        if kept is not None:
+            emit("phase_end", phase="search", data={"best_epoch": kept})
         emit("trial_end", data={"result": result})
         written.append(f"trial_{trial}")
     for name, base in run.baselines.items():

@@ -74,7 +74,8 @@ def write_report(run, target: Optional[str] = None, log_cost: bool = False, accu
         write_atomic(out / "trials" / str(trial) / "allocation.png", png)
         files.allocations.append(out / "trials" / str(trial) / "allocation.png")
         evolution = evolution_figure(run.allocation_history(trial), run.metrics(trial), target,
-                                     title=f"trial {trial}: allocation during the search")
+                                     title=f"trial {trial}: allocation during the search",
+                                     kept_epoch=run.kept_epoch(trial))
         evolution_png = to_png(evolution) if evolution is not None else None
         if evolution_png:
             write_atomic(out / "trials" / str(trial) / "allocation_evolution.png", evolution_png)

@@ -6,11 +6,13 @@ it reads what the tuner and the listeners wrote:
 * ``config.yaml``, ``dataset.json``, ``baselines.json``, ``front.json`` (once the study ended);
 * ``trials/<n>/result.json`` of every completed trial (also those of other workers);
 * ``trials/<n>/metrics.jsonl`` (one row per epoch) and ``trials/<n>/allocation.jsonl`` (the
-  per-layer allocation after every search epoch, written by the TensorBoard listener).
+  per-layer allocation after every search epoch, written by the TensorBoard listener);
+* ``search.log``, for the search epoch each trial kept (its ``phase_end`` line).
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -70,13 +72,66 @@ class RunData:
         """Rows ``{"epoch": e, "layers": [...]}`` of the search epochs, if they were recorded."""
         return read_jsonl(self.trial_dir(trial) / ALLOCATION_HISTORY)
 
+    def kept_epoch(self, trial: int) -> Optional[int]:
+        """The search epoch whose choice was frozen (the best one, not necessarily the last), if logged.
+
+        Read from the study's ``search.log``, whose line ``phase_end trial=3 phase=search {"best_epoch": 4}``
+        every study writes, with or without the TensorBoard listener.
+        """
+        log = self.path / "search.log"
+        pattern = re.compile(rf" phase_end trial={int(trial)} phase=search (\{{.*\}})$")
+        found = None
+        for line in log.read_text().splitlines() if log.is_file() else []:
+            match = pattern.search(line)
+            if match:
+                try:
+                    found = int(json.loads(match.group(1))["best_epoch"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return found
+
     def check_target(self, target: str) -> None:
+        """Raise :class:`ConfigError` unless every trial reports cost ``target``, saying how to get it."""
         missing = [r["trial"] for r in self.results if target not in r.get("costs", {})]
-        if missing or (not self.results and target != self.target):
-            raise ConfigError(f"run {str(self.path)!r} does not report cost {target!r}"
-                              f"{' for trials ' + str(missing[:5]) if missing else ''}; reported costs: "
-                              f"{', '.join(self.cost_names) or 'none'} (add it with `jointopt search --cost-model "
-                              f"{target}` when running the study)")
+        if not missing and (self.results or target == self.target):
+            return
+        which = f" for trials {trial_ranges(missing)} ({len(missing)} of {len(self.results)})" if missing else ""
+        raise ConfigError(f"run {str(self.path)!r} does not report cost {target!r}{which}; it reports "
+                          f"{', '.join(self.cost_names) or 'none'}: {_how_to_report(target, self.cost_names)}")
+
+
+def trial_ranges(numbers) -> str:
+    """``[0, 1, 2, 3, 5, 7, 8]`` → ``0-3, 5, 7-8``: every trial, however many."""
+    numbers = sorted(set(int(n) for n in numbers))
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        start = n if start is None else start
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(str(n) if n == start else f"{start}-{n}")
+            start = None
+    return ", ".join(parts)
+
+
+LATENCY_MODELS = ("mpic", "ne16")
+
+
+def _how_to_report(target: str, reported: List[str]) -> str:
+    """The fix: a reported cost to plot instead, or a cost model to add to the next study."""
+    from ..cost import get_cost_model
+
+    if target == "latency":  # `jointopt search --target latency` means its first --cost-model, default mpic
+        latency = [n for n in reported if n in LATENCY_MODELS or n.endswith((".csv", ".json"))]
+        if latency:
+            return (f"'latency' is not a cost name (in `jointopt search` it stands for the first --cost-model); "
+                    f"this study's latency cost is {latency[0]!r}: pass --target {latency[0]}")
+        return ("'latency' is not a cost name (in `jointopt search` it stands for the first --cost-model); this study "
+                "reported no latency cost: add one to a new study, e.g. `jointopt search --cost-model mpic` "
+                "(or ne16, or your measured table)")
+    try:
+        get_cost_model(target)
+    except Exception as exc:  # noqa: BLE001 - the message says why it cannot be added either
+        return f"{target!r} is not a cost model here ({exc}); see `jointopt cost-models`"
+    return f"plot one of those, or add it to a new study with `jointopt search --cost-model {target}`"
 
 
 def load_run(path) -> RunData:

@@ -35,6 +35,36 @@ from ._tbfiles import StudyEvents, image_summary
 from ._units import cost_unit, safe_tag
 
 TB_DIR = "tb"
+EPOCH_IMAGES = 40  # allocation images per trial during the search, at most
+TENSORBOARD_SAMPLES = 10  # images TensorBoard shows per tag unless told otherwise
+
+
+def images_per_tag(search_epochs: int, trials: int, epoch_images: int = EPOCH_IMAGES) -> int:
+    """The most images one tag of the run gets: a trial's ``allocation/search`` or the study's ``pareto/front``."""
+    epochs = max(1, int(search_epochs))
+    stride = math.ceil(epochs / max(1, int(epoch_images)))
+    return max(math.ceil(epochs / stride), int(trials), 1)
+
+
+def tensorboard_command(run_dir, config: Optional[dict] = None, trials: Optional[int] = None) -> str:
+    """``tensorboard --logdir RUN``, with ``--samples_per_plugin images=N`` when a tag holds more images
+    than TensorBoard shows by default (10), so that every search epoch's allocation is on the slider.
+
+    Args:
+        run_dir: the run directory.
+        config: its configuration (default: read from ``RUN/config.yaml``).
+        trials: trials in the study, when more than the configuration says (a resumed study).
+    """
+    if config is None:
+        import yaml
+
+        path = Path(run_dir) / "config.yaml"
+        config = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    epochs = (config.get("search") or {}).get("epochs") or 1
+    count = max(int((config.get("tuner") or {}).get("trials") or 1), int(trials or 0))
+    images = images_per_tag(epochs, count)
+    extra = f" --samples_per_plugin images={images}" if images > TENSORBOARD_SAMPLES else ""
+    return f"tensorboard --logdir {run_dir}{extra}"
 
 
 def run_name(trial: Optional[int], phase: Optional[str] = None, baseline: Optional[str] = None) -> Optional[str]:
@@ -90,8 +120,8 @@ class TensorBoardListener:
             (default: taken from the ``study_start`` event's configuration).
     """
 
-    def __init__(self, run_dir, log_cost: bool = False, epoch_images: int = 40, record_allocation: bool = True,
-                 study: bool = True, weight_bits=()):
+    def __init__(self, run_dir, log_cost: bool = False, epoch_images: int = EPOCH_IMAGES,
+                 record_allocation: bool = True, study: bool = True, weight_bits=()):
         self.run_dir = Path(run_dir)
         self.root = self.run_dir / TB_DIR
         self.log_cost, self.epoch_images = log_cost, max(1, int(epoch_images))
@@ -102,6 +132,7 @@ class TensorBoardListener:
         self._search_epochs: Dict[int, int] = {}
         self._history: Dict[int, List[dict]] = {}
         self._metrics: Dict[int, List[dict]] = {}
+        self._kept: Dict[int, int] = {}
         self._failed: set = set()
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -125,6 +156,12 @@ class TensorBoardListener:
     def _on_phase_start(self, e) -> None:
         if e.phase == "search" and e.trial is not None:
             self._search_epochs[e.trial] = int(e.data.get("epochs") or 1)
+
+    def _on_phase_end(self, e) -> None:
+        """The search keeps its best epoch, not its last: remember which, for the evolution figure."""
+        if e.phase != "search" or e.trial is None or e.trial < 0 or e.data.get("best_epoch") is None:
+            return
+        self._kept[e.trial] = int(e.data["best_epoch"])
 
     def _on_epoch(self, e) -> None:
         name = run_name(e.trial, e.phase)
@@ -166,6 +203,7 @@ class TensorBoardListener:
         self._close(name)
         self._history.pop(e.trial, None)
         self._metrics.pop(e.trial, None)
+        self._kept.pop(e.trial, None)
         if self.study:
             self._guard("study", self.refresh_study)
 
@@ -220,7 +258,7 @@ class TensorBoardListener:
         self._image(writer, "allocation/final", to_png(final), 0)
         writer.add_text("allocation/table", markdown((ALLOCATION_HEADER, allocation_rows(rows))), 0)
         fig = evolution_figure(self._history.get(trial, []), self._metrics.get(trial, []), target,
-                               title=f"trial {trial}: allocation during the search")
+                               title=f"trial {trial}: allocation during the search", kept_epoch=self._kept.get(trial))
         if fig is not None:
             self._image(writer, "allocation/evolution", to_png(fig), 0)
 

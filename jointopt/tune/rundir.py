@@ -52,7 +52,7 @@ def environment(config, argv=None) -> dict:
     return {
         "jointopt": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "optuna": optuna.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
-        "host": socket.gethostname(), "threads": torch.get_num_threads(), "device": config.device,
+        "host": socket.gethostname(), "threads": config.threads or torch.get_num_threads(), "device": config.device,
         "seed": config.seed, "command": " ".join(argv if argv is not None else sys.argv),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }

@@ -160,8 +160,16 @@ class Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if getattr(self, "sampler", None) is None:
             self.sampler = self._sampler()
-        return optuna.create_study(study_name=self.config.tuner.study_name, storage=self._storage(),
-                                   sampler=self.sampler, directions=["maximize", "minimize"], load_if_exists=True)
+        study = optuna.create_study(study_name=self.config.tuner.study_name, storage=self._storage(),
+                                    sampler=self.sampler, directions=["maximize", "minimize"], load_if_exists=True)
+        names = ["val_acc", f"cost_{self.config.cost.target}"]  # what the Optuna dashboard and `optuna trials` show
+        if study.metric_names != names:
+            import warnings
+
+            with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
+        return study
 
     def _recover_stale(self, study) -> None:
         """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again."""
@@ -317,18 +325,40 @@ class Study:
             result["input_shape"] = list(self.input_shape)
             rundir.write_json(tdir / "result.json", result)
             (tdir / "checkpoint.pt").unlink(missing_ok=True)  # the trial is complete: the final state is kept
-            trial.set_user_attr("result", json.loads(json.dumps(result, default=str)))
+            trial.set_user_attr("result", self.result_summary(result))  # the full record is result.json
             self.bus.emit("trial_end", trial.number, result=result)
             return result["val_acc"], result["costs"][cfg.cost.target]
 
         return objective
 
     def results(self, study=None) -> List[dict]:
+        """Every completed trial's result: its ``trials/<n>/result.json`` where this run directory has it
+        (the full record), else the summary the trial stored in the study (a worker on another machine,
+        or a study database copied without its run directory)."""
         from optuna.trial import TrialState
 
         study = study or self._study()
-        return [t.user_attrs["result"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if "result" in t.user_attrs]
+        out = []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            path = rundir.trial_dir(self.run_dir, t.number) / "result.json"
+            try:
+                full = json.loads(path.read_text()) if path.is_file() else None
+            except (OSError, ValueError):
+                full = None
+            if isinstance(full, dict) and full.get("trial") == t.number:
+                out.append(full)
+            elif "result" in t.user_attrs:
+                out.append(t.user_attrs["result"])
+        return out
+
+    SUMMARY_KEYS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "kept_fraction",
+                    "mean_bits", "bits_histogram", "time_s")
+
+    @classmethod
+    def result_summary(cls, result: dict) -> dict:
+        """What a trial stores in the study (a few hundred bytes): enough for the front and its table.
+        The per-layer allocation and the rest stay in ``result.json``."""
+        return json.loads(json.dumps({k: result[k] for k in cls.SUMMARY_KEYS if k in result}, default=str))
 
     def finish(self, study, baselines) -> dict:
         target = self.config.cost.target
@@ -355,16 +385,40 @@ def _alive(pid) -> bool:
     return True
 
 
-def search(config: Config | str | Path | None = None, out: Optional[str | Path] = None, **kwargs) -> dict:
-    """Run a whole study from a :class:`Config` (or a YAML path; None = the quickstart).
+def search(config: Config | dict | str | Path | None = None, out: Optional[str | Path] = None, *,
+           progress: bool = True, **kwargs) -> dict:
+    """Run a whole study, as ``jointopt search`` does.
 
-    Returns the summary: ``front`` (Pareto-optimal trial results), ``results`` (all), ``baselines``.
-    Keyword arguments go to :class:`Study` (``storage``, ``resume``, ``listeners``, ``fixed_lambda``).
+    Args:
+        config: a :class:`Config`, a dict in the layout of the YAML files (see
+            :meth:`Config.from_dict`), the path of a YAML file, or None for the built-in quickstart.
+        out: the run directory (default ``runs/<date>-<time>``).
+        progress: print the study's progress on stderr like the command line (a live line on a
+            terminal, a line per finished trial); ``False`` for silence.
+        kwargs: passed to :class:`Study` (``storage``, ``resume``, ``listeners``, ``fixed_lambda``).
+
+    Returns:
+        The summary: ``front`` (Pareto-optimal trial results), ``results`` (all), ``baselines``.
+
+    Example::
+
+        jointopt.search({"tuner": {"trials": 4}, "search": {"epochs": 10}}, out="runs/small")
     """
     if config is None:
         config = quickstart_config()
-    elif not isinstance(config, Config):
+    elif isinstance(config, dict):
+        config = Config.from_dict(config)
+    elif isinstance(config, (str, os.PathLike)):
         config = Config.from_yaml(config)
+    elif not isinstance(config, Config):
+        raise ConfigError(f"jointopt.search takes a Config, a dict or the path of a YAML file, got "
+                          f"{type(config).__name__}; e.g. jointopt.search({{'tuner': {{'trials': 4}}}})")
+    if kwargs.get("fixed_lambda") is not None and config.tuner.trials != 1:
+        config = config.override(["tuner.trials=1"])  # one trial, and the progress says so
+    if progress:
+        from ..report import progress_listener  # the display of `jointopt search`; it only listens to events
+
+        kwargs["listeners"] = [progress_listener(), *kwargs.get("listeners", ())]
     run = Path(out) if out is not None else rundir.default_run_dir()
     return Study(config, run, **kwargs).run()
 

@@ -66,7 +66,7 @@ def test_entry_point_of_another_package_is_discovered(plugin_on_path, capsys):
     assert type(model).__name__ == "FooCost" and model.unit == "pJ"
     assert main(["cost-models"]) == 0
     out = capsys.readouterr().out
-    line = next(line for line in out.splitlines() if line.startswith("foo "))
+    line = next(line for line in out.splitlines() if line.lstrip().startswith("foo "))
     assert "foo-cost 0.1 (foo_cost:FooCost)" in line and "energy of the Foo chip" in line
     assert "jointopt 0.1.0 (cost_models.ne16:Ne16Cost)" in out
 

@@ -46,7 +46,9 @@ def _out_bytes(layer: LayerStats) -> torch.Tensor:
 
 
 def _scratch_bytes(layer: LayerStats) -> torch.Tensor:
-    return layer.fan_in * layer.kernel_numel  # one output channel's decoded weight codes
+    """A convolution's scratch: one output row of int32 accumulators and one channel's decoded codes."""
+    row = layer.out_spatial[-1] if layer.out_spatial else 1
+    return layer.fan_in * layer.kernel_numel + 4 * row
 
 
 class RamCost(CostModel):

@@ -128,9 +128,9 @@ class _Builder:
 
     def make_tensors(self) -> None:
         for t in self.st.tensors:
-            if t.key[0] == "scratch":
+            if t.key[0] == "scratch":  # one output row of int32 accumulators, then one channel's codes
                 layer = self.modules[self.st.nodes[t.node].target]
-                shape = (int(np.prod(layer.weight.shape[1:])),)
+                shape = (4 * planar(self.st.nodes[t.node].shape)[2] + int(np.prod(layer.weight.shape[1:])),)
                 self.tensors.append(QTensor(t.index, f"{t.node}@scratch", shape, "int8", 1.0, 0, -128, 127, t.storage))
             elif t.key[0] == "logits":
                 self.tensors.append(QTensor(t.index, f"{t.node}@out", t.shape, "int32", np.ones(1, np.float32), 0, 0, 0,
@@ -273,7 +273,7 @@ def build_program(frozen, example) -> IntegerProgram:
         gm.train(was_training)
     program = IntegerProgram(b.tensors, ops, tuple(x.shape[1:]), st.output)
     counts = {f"out:{op.name}": op.out_shape[0] for op in program.conv_ops()}
-    counts.update({f"scratch:{op.name}": op.codes_per_channel for op in program.conv_ops()})
+    counts.update({f"scratch:{op.name}": op.codes_per_channel + 4 * op.out_shape[2] for op in program.conv_ops()})
     offsets, program.arena_bytes = st.plan(counts.__getitem__)
     for t in program.tensors:
         t.offset = offsets.get(t.storage, -1)

@@ -130,7 +130,7 @@ class ConvOp:
     weight: np.ndarray  # packed codes, uint8
     bits: np.ndarray  # uint8 [C_out]
     bias: np.ndarray  # int32 [C_out]
-    scratch: int = -1  # tensor index of the one-channel code buffer
+    scratch: int = -1  # tensor index of the scratch: one output row of int32 accumulators + one channel's codes
 
     @property
     def codes_per_channel(self) -> int:

@@ -78,41 +78,72 @@ static void write_heads(const jointopt_head_t *heads, uint32_t n_heads, uint32_t
     }
 }
 
+/* The kernel taps k in [0, n) with 0 <= start + k * step < size: [*lo, *hi). */
+static void valid_taps(int32_t start, uint32_t step, uint32_t n, uint32_t size, uint32_t *lo, uint32_t *hi) {
+    int32_t first = 0, last = (int32_t)n;
+    if (start < 0)
+        first = (-start + (int32_t)step - 1) / (int32_t)step;
+    if ((int32_t)size - start <= 0)
+        last = 0;
+    else if (start + (last - 1) * (int32_t)step >= (int32_t)size)
+        last = ((int32_t)size - start + (int32_t)step - 1) / (int32_t)step;
+    *lo = (uint32_t)first;
+    *hi = (uint32_t)(last > first ? last : first);
+}
+
+/* One output row of one channel at a time: acc[ox] (int32, at the start of the scratch buffer) collects
+ * every tap, the inner loop runs along the row (contiguous for stride 1); zero weights are skipped.
+ * The scratch holds out_w accumulators, then the channel's decoded codes. */
 void jointopt_conv(const jointopt_conv_t *l, const int8_t *in, int8_t *scratch, const jointopt_head_t *heads,
                    uint32_t n_heads, int32_t *acc_out) {
     const uint32_t cin_g = (uint32_t)l->in_c / l->groups, cout_g = (uint32_t)l->out_c / l->groups;
     const uint32_t n = jointopt_codes_per_channel(l), plane = (uint32_t)l->in_h * l->in_w;
+    const uint32_t taps = (uint32_t)l->kernel_h * l->kernel_w;
     const int32_t in_zero = l->in_zero;
+    int32_t *acc = (int32_t *)(void *)scratch;  /* the arena gives scratch a 4-byte aligned offset */
+    int8_t *codes = scratch + 4u * l->out_w;
     uint32_t oc, bit = 0;
     for (oc = 0; oc < l->out_c; ++oc) {
         const uint32_t b = jointopt_weight_bits(l, oc);
         const int8_t *first = in + (size_t)(oc / cout_g) * cin_g * plane;
         uint32_t i, oy, ox;
         for (i = 0; i < n; ++i, bit += b) /* decode this channel's codes once */
-            scratch[i] = (int8_t)read_code(l->weight, bit, b);
+            codes[i] = (int8_t)read_code(l->weight, bit, b);
         for (oy = 0; oy < l->out_h; ++oy) {
-            for (ox = 0; ox < l->out_w; ++ox) {
-                const uint32_t index = (oc * l->out_h + oy) * l->out_w + ox;
-                int32_t acc = l->bias[oc];
-                uint32_t ic, ky, kx;
-                for (ic = 0; ic < cin_g; ++ic) {
-                    const int8_t *x = first + (size_t)ic * plane;
-                    const int8_t *w = scratch + ic * l->kernel_h * l->kernel_w;
-                    for (ky = 0; ky < l->kernel_h; ++ky) {
-                        const int32_t iy = (int32_t)(oy * l->stride_h + ky * l->dilation_h) - l->pad_h;
-                        if (iy < 0 || iy >= (int32_t)l->in_h)
+            const int32_t iy0 = (int32_t)(oy * l->stride_h) - l->pad_h;
+            uint32_t ic, ky, kx, ky_lo, ky_hi;
+            valid_taps(iy0, l->dilation_h, l->kernel_h, l->in_h, &ky_lo, &ky_hi);
+            for (ox = 0; ox < l->out_w; ++ox)
+                acc[ox] = l->bias[oc];
+            for (ic = 0; ic < cin_g; ++ic) {
+                for (ky = ky_lo; ky < ky_hi; ++ky) {
+                    const int8_t *x = first + (size_t)ic * plane +
+                                      (size_t)(iy0 + (int32_t)(ky * l->dilation_h)) * l->in_w;
+                    for (kx = 0; kx < l->kernel_w; ++kx) {
+                        const int32_t w = codes[ic * taps + ky * l->kernel_w + kx];
+                        const int32_t shift = (int32_t)(kx * l->dilation_w) - l->pad_w; /* ix = ox * stride + shift */
+                        uint32_t ox_lo, ox_hi;
+                        if (w == 0)
                             continue;
-                        for (kx = 0; kx < l->kernel_w; ++kx) {
-                            const int32_t ix = (int32_t)(ox * l->stride_w + kx * l->dilation_w) - l->pad_w;
-                            if (ix < 0 || ix >= (int32_t)l->in_w)
-                                continue;
-                            acc += ((int32_t)x[iy * (int32_t)l->in_w + ix] - in_zero) * w[ky * l->kernel_w + kx];
+                        valid_taps(shift, l->stride_w, l->out_w, l->in_w, &ox_lo, &ox_hi);
+                        if (l->stride_w == 1) { /* contiguous: a loop the compiler vectorises */
+                            const int8_t *xs = x + (int32_t)ox_lo + shift;
+                            int32_t *as = acc + ox_lo;
+                            const uint32_t count = ox_hi - ox_lo;
+                            for (ox = 0; ox < count; ++ox)
+                                as[ox] += ((int32_t)xs[ox] - in_zero) * w;
+                        } else {
+                            for (ox = ox_lo; ox < ox_hi; ++ox)
+                                acc[ox] += ((int32_t)x[(int32_t)(ox * l->stride_w) + shift] - in_zero) * w;
                         }
                     }
                 }
+            }
+            for (ox = 0; ox < l->out_w; ++ox) {
+                const uint32_t index = (oc * l->out_h + oy) * l->out_w + ox;
                 if (acc_out)
-                    acc_out[index] = acc;
-                write_heads(heads, n_heads, oc, index, acc, 1);
+                    acc_out[index] = acc[ox];
+                write_heads(heads, n_heads, oc, index, acc[ox], 1);
             }
         }
     }

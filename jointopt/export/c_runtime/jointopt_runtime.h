@@ -58,7 +58,8 @@ int32_t jointopt_requantize(int32_t v, int32_t mult, int32_t shift);
 /* Float input -> codes: q = clamp(zero + rintf(clamp(x, lo_real, hi_real) * inv), lo, hi). */
 void jointopt_quantize(const float *x, int8_t *out, uint32_t n, float lo_real, float hi_real, float inv,
                        int32_t zero, int32_t lo, int32_t hi);
-/* Convolution / linear layer. scratch holds one channel's codes; acc_out (or 0) receives the int32
+/* Convolution / linear layer. scratch (4-byte aligned) holds one output row of int32 accumulators and
+ * one channel's decoded codes: 4 * out_w + codes_per_channel bytes; acc_out (or 0) receives the int32
  * accumulators [out_c][out_h][out_w] when the layer's output is the network output. */
 void jointopt_conv(const jointopt_conv_t *l, const int8_t *in, int8_t *scratch, const jointopt_head_t *heads,
                    uint32_t n_heads, int32_t *acc_out);

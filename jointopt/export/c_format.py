@@ -185,17 +185,17 @@ def write_c(program: IntegerProgram, out, name: str, comment: str = "", preproce
     """Write the runtime, ``NAME.h``, ``NAME.c`` and ``NAME_main.c`` for ``program`` into ``out``.
 
     Returns:
-        The paths by role: ``c`` (the header), ``c_source``, ``c_main``, ``c_runtime``, ``c_runtime_header``.
+        The paths by role: ``c`` (the header), ``c_source``, ``c_main``, ``runtime``, ``runtime_h``.
     """
     lower = c_identifier(name).lower()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     flash = flash_bytes(program, preprocessing)
     files = {"c": out / f"{lower}.h", "c_source": out / f"{lower}.c", "c_main": out / f"{lower}_main.c",
-             "c_runtime_header": out / RUNTIME_FILES[0], "c_runtime": out / RUNTIME_FILES[1]}
+             "runtime_h": out / RUNTIME_FILES[0], "runtime": out / RUNTIME_FILES[1]}
     files["c"].write_text(_header(program, lower, comment, preprocessing, flash))
     files["c_source"].write_text(run_function(program, lower, preprocessing))
     files["c_main"].write_text(_main(lower))
-    for role, filename in (("c_runtime_header", RUNTIME_FILES[0]), ("c_runtime", RUNTIME_FILES[1])):
+    for role, filename in (("runtime_h", RUNTIME_FILES[0]), ("runtime", RUNTIME_FILES[1])):
         files[role].write_text(_runtime_text(filename))
     return files

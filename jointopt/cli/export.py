@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a trial as PyTorch, ONNX, packed npz and a C header (verified)",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run directory written by `jointopt search`")
-    p.add_argument("--trial", type=int, help="trial number to export (any completed trial)")
+    p.add_argument("--trial", type=int, metavar="N", help="trial number to export (any completed trial)")
     p.add_argument("--max-cost", type=float, metavar="X",
                    help="pick the most accurate front point whose target cost is <= X, in the target cost model's "
                         "display unit as the front table prints it (memory: kB = 1000 bytes; see `jointopt cost-models`)")
@@ -39,13 +39,13 @@ def register(subparsers) -> None:
                    help="pick the cheapest front point with validation accuracy >= A percent (e.g. 85)")
     p.add_argument("--format", dest="formats", action="append", metavar="F",
                    help="torch, onnx, npz, c, onnx_int8 or all (repeatable or comma-separated; default all)")
-    p.add_argument("--out", help="output directory (default RUN/trials/N/export)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default RUN/trials/N/export)")
     p.add_argument("--name", default="model", help="base name of the files and prefix of the C identifiers")
     p.add_argument("--int2", choices=("int4", "native"), default="int4",
                    help="ONNX storage of 2-bit weights: in INT4 containers (default, opset 21, runs on onnxruntime's "
                         "CPU provider) or native INT2 (opset 25; onnxruntime runs it only with graph optimisations off)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the smallest that holds the weights)")
-    p.add_argument("--batch-size", type=int, default=256, help="validation samples used for verification (default 256)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default: the smallest that holds the weights)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="validation samples used for verification (default 256)")
     p.add_argument("--min-agreement", type=float, default=99.9, metavar="PERCENT",
                    help="fail unless onnxruntime (running the graph as written) and PyTorch agree on the top-1 "
                         "class of this percentage of the batch (default 99.9)")

@@ -10,6 +10,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from jointopt.cli.main import main
+from jointopt.errors import ConfigError
 from jointopt.report import load_run, pareto_front
 
 
@@ -90,3 +91,66 @@ def test_report_errors_are_one_line(run_copy, tmp_path, capsys):
     assert "not a jointopt run directory" in capsys.readouterr().err
     assert main(["report", str(run_copy), "--compare", str(run_copy), "--label", "only-one"]) == 1
     assert "--label given 1 times for 2 runs" in capsys.readouterr().err
+
+
+def test_report_target_latency_says_what_latency_means_and_lists_every_trial(run_copy, capsys):
+    assert main(["report", str(run_copy), "--target", "latency"]) == 1
+    err = capsys.readouterr().err
+    assert "'latency' is not a cost name" in err and "--cost-model latency" not in err
+    assert "jointopt search --cost-model mpic" in err and err.count("\n") == 1
+    data = load_run(run_copy)
+    data.results = [dict(r, trial=n, costs={"memory": 1.0, "mpic": 2.0}) for n in range(8)
+                    for r in data.results[:1]]
+    with pytest.raises(ConfigError, match=r"for trials 0-7 \(8 of 8\).*this study's latency cost is 'mpic'"):
+        data.check_target("latency")
+    for r in data.results[:3] + data.results[4:]:
+        r["costs"].pop("mpic")
+    with pytest.raises(ConfigError, match=r"cost 'ne16' for trials 0-7 \(8 of 8\).*--cost-model ne16"):
+        data.check_target("ne16")
+    with pytest.raises(ConfigError, match=r"cost 'mpic' for trials 0-2, 4-7 \(7 of 8\)"):
+        data.check_target("mpic")
+
+
+def test_report_json_is_the_front_and_the_files(run_copy, capsys):
+    assert main(["report", str(run_copy), "--format", "json", "--no-tensorboard"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    data = load_run(run_copy)
+    assert [r["trial"] for r in report["front"]] == [r["trial"] for r in data.front()]
+    assert report["target"] == "memory" and report["trials"] == len(data.results)
+    assert str(run_copy / "pareto.png") in report["files"] and report["tensorboard"].startswith("tensorboard --logdir")
+
+
+def test_tensorboard_line_asks_for_every_image_when_there_are_more_than_ten(run_copy, live_run, capsys):
+    from jointopt.report import tensorboard_command
+
+    # the quickstart: 15 search epochs, one allocation image each; 8 trials, one front image each
+    quickstart = {"search": {"epochs": 15}, "tuner": {"trials": 8}}
+    assert tensorboard_command("runs/q", quickstart) == "tensorboard --logdir runs/q --samples_per_plugin images=15"
+    assert tensorboard_command("r", {"search": {"epochs": 400}, "tuner": {"trials": 12}}).endswith("images=40")
+    assert tensorboard_command("r", {"search": {"epochs": 5}, "tuner": {"trials": 8}}, trials=30).endswith("images=30")
+    assert tensorboard_command("r", {"search": {"epochs": 5}, "tuner": {"trials": 8}}) == "tensorboard --logdir r"
+    # the live run: the line covers the most images any tag holds
+    assert main(["report", str(run_copy), "--no-tensorboard"]) == 0
+    line = capsys.readouterr().out.rstrip().splitlines()[-1].strip()
+    shown = int(line.split("images=")[1]) if "images=" in line else 10
+    most = max(len(tags(folder).Images(tag)) for folder in (live_run / "tb").iterdir()
+               for tag in tags(folder).Tags()["images"])
+    assert most <= shown
+
+
+def test_evolution_figure_marks_the_epoch_the_search_kept(live_run):
+    from jointopt.report import evolution_figure
+    from jointopt.report._allocation import KEPT_COLOR
+
+    data = load_run(live_run)
+    for result in data.results:
+        trial = result["trial"]
+        log = [json.loads(line.split(" phase=search ", 1)[1]) for line in (live_run / "search.log").read_text()
+               .splitlines() if f" phase_end trial={trial} phase=search " in line]
+        kept = data.kept_epoch(trial)
+        assert kept == log[-1]["best_epoch"]
+        fig = evolution_figure(data.allocation_history(trial), data.metrics(trial), "memory", kept_epoch=kept)
+        marked = [ax for ax in fig.axes if any(line.get_color() == KEPT_COLOR and list(line.get_xdata()) == [kept, kept]
+                                               for line in ax.get_lines())]
+        assert len(marked) == 4  # two heat maps, two curves
+        assert f"epoch {kept}, the one the search kept" in fig._suptitle.get_text()

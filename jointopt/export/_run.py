@@ -80,16 +80,23 @@ def select_trial(run, max_cost: Optional[float] = None, min_accuracy: Optional[f
 
 def validation_batch(config, size: int):
     """A batch of the run's validation data, or None (with the reason) when the data cannot be loaded."""
+    x, _, problem = _validation(config, size)
+    return x, problem
+
+
+def _validation(config, size: int):
+    """(validation batch or None, the data set or None, why not)."""
     from ..tune.study import load_dataset
 
     try:
         data = load_dataset(config)
-        x, _ = next(iter(data.batches("val", size)))
-        return x, None
-    except StopIteration:
-        return None, "the validation split is empty"
     except (OSError, ValueError, KeyError) as exc:  # DataError is an OSError, ConfigError a ValueError
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, None, f"{type(exc).__name__}: {exc}"
+    try:
+        x, _ = next(iter(data.batches("val", size)))
+        return x, data, None
+    except StopIteration:
+        return None, data, "the validation split is empty"
 
 
 def export_trial(run, trial: int, out=None, options: Optional[ExportOptions] = None, batch_size: int = 256,
@@ -98,19 +105,22 @@ def export_trial(run, trial: int, out=None, options: Optional[ExportOptions] = N
 
     Verification uses the first ``batch_size`` validation samples of the run's data set; when the
     data cannot be loaded, a random normal batch (and the reason is returned as the second value).
+    The preprocessing recorded in the files comes from the data set (or the run's ``dataset.json``).
     """
     from ..config import Config
     from ..tune.trials import load_trial
+    from .preprocessing import Preprocessing
 
     run = check_run(run)
     searchable, frozen, result = load_trial(run, trial)
     config = Config.from_yaml(run / "config.yaml")
-    batch, problem = validation_batch(config, batch_size)
+    batch, data, problem = _validation(config, batch_size)
+    preprocessing = Preprocessing.from_dataset(data) if data is not None else Preprocessing.from_run(run)
     example = batch if batch is not None else tuple(result["input_shape"])
     out = Path(out) if out is not None else run / "trials" / str(trial) / "export"
     metadata = {"run": str(run), "trial": trial, "model": config.model.name, "dataset": config.data.name,
                 "target": config.cost.target, "val_acc": result.get("val_acc"), "test_acc": result.get("test_acc"),
                 "costs": result.get("costs"), "params": result.get("params")}
     exported = export(frozen, out, example, formats, reference=searchable, metadata=metadata, options=options,
-                      input_name="validation" if batch is not None else None)
+                      input_name="validation" if batch is not None else None, preprocessing=preprocessing)
     return exported, problem

@@ -2,8 +2,12 @@
 
 A manifest holds the torch.fx graph of a frozen network (placeholders, calls of allow-listed
 functions / tensor methods / modules, the output), the constructor arguments of every module, and
-for each :class:`~jointopt.nn.FrozenLayer` its geometry, per-channel bits and quantizer
-parameters. Tensors live in a separate ``.npz``; the manifest lists their names, shapes and dtypes.
+for each :class:`~jointopt.nn.FrozenLayer` its geometry, per-channel bits and quantizer settings.
+Tensors (weights, biases, steps, activation clips, the bits buffer) live only in the separate
+``.npz``, whose sha256 the manifest records; the manifest's own ``sha256`` covers everything else
+in it (graph, geometry, activation bits and signedness, preprocessing, the weights' checksum), so
+neither file can be edited without the load noticing. The one field stored in both, a layer's
+``bits``, must agree with the weights file.
 
 Reading is validation first: every name is looked up in :mod:`._vocab`, every argument is one of
 a few JSON shapes (numbers, strings, lists, ``{"node": ...}``, ``{"tuple": [...]}``,
@@ -26,7 +30,7 @@ from ..nn.frozen import FrozenLayer
 from . import _vocab
 
 FORMAT = "jointopt.frozen"
-VERSION = 1
+VERSION = 2  # 2: the manifest's own sha256; no tensor list or act_clip (the weights file holds them)
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
            "int64": torch.int64, "int32": torch.int32, "bool": torch.bool, "uint8": torch.uint8, "int8": torch.int8}
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
@@ -116,8 +120,7 @@ def _module_entry(name: str, module: nn.Module) -> dict:
     if isinstance(module, FrozenLayer):
         return {"name": name, "type": "FrozenLayer", "geometry": module.geometry.to_dict(),
                 "bits": [int(b) for b in module.bits.tolist()], "act_bits": module.act_bits,
-                "act_signed": module.act_signed, "act_clip": float(module.act_clip.detach()),
-                "weight_bits": list(module.weight_bits), "act_choices": list(module.act_choices),
+                "act_signed": module.act_signed, "weight_bits": list(module.weight_bits), "act_choices": list(module.act_choices),
                 "bias": module.bias is not None, "quantize": bool(module.quantize)}
     cls = type(module)
     if _vocab.MODULES.get(cls.__name__) is not cls:
@@ -162,13 +165,36 @@ def build_manifest(gm: fx.GraphModule, input_shape, extra: dict | None = None) -
         if any(target.startswith(m + ".") for m in called):
             raise ExportError(f"cannot export get_attr {target!r}: it reads a tensor of a called module")
         attrs.append({"name": target, "parameter": value is not None})
-    tensors = {k: {"shape": list(v.shape), "dtype": _DTYPE_NAMES.get(v.dtype, str(v.dtype))}
-               for k, v in gm.state_dict().items()}
     from .. import __version__
 
     return {"format": FORMAT, "version": VERSION, "jointopt": __version__, "torch": torch.__version__,
             "input_shape": [int(s) for s in input_shape], "modules": entries, "attributes": attrs,
-            "graph": [_node_entry(n) for n in gm.graph.nodes], "tensors": tensors, **(extra or {})}
+            "graph": [_node_entry(n) for n in gm.graph.nodes], **(extra or {})}
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's content without its own ``sha256`` field (canonical JSON)."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_digest(manifest: dict) -> None:
+    """A version-2 manifest must carry the sha256 of its content (see :func:`manifest_digest`)."""
+    version = manifest.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 2 <= version <= VERSION:
+        return  # version 1 had no checksum of its own (only of the weights); others are refused later
+    stored = manifest.get("sha256")
+    try:
+        actual = manifest_digest(manifest)
+    except (TypeError, ValueError):
+        actual = None
+    _require(isinstance(stored, str) and stored == actual,
+             "the manifest was changed after export (its sha256 does not match its content); geometry, "
+             "quantizer settings and graph are part of the exported network: export it again instead of editing")
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -224,6 +250,9 @@ def _frozen_layer(entry: dict, tensors: Dict[str, torch.Tensor], where: str):
                  f"the geometry needs {list(shape)}")
     _require(tensors[f"{name}.bits"].tolist() == bits, f"{where}: the bits in the weights file differ from the manifest")
     clip = float(tensors[f"{name}.act_clip"])
+    if "act_clip" in entry:  # version 1 wrote it twice
+        _require(entry["act_clip"] == clip, f"{where}: act_clip {entry['act_clip']!r} differs from the weights file "
+                 f"({clip!r})")
     _require(math.isfinite(clip) and clip > 0, f"{where}: activation clip must be a positive number, got {clip}")
     layer = FrozenLayer(g, tensors[f"{name}.weight"].float(), tensors[f"{name}.bias"].float() if entry["bias"] else None,
                         torch.tensor(bits), entry["act_bits"], entry["act_signed"], clip, weight_bits, act_choices,
@@ -301,6 +330,17 @@ def _assign(tree: nn.Module, path: str, value) -> None:
         tree.register_buffer(leaf, value)
 
 
+def _check_tensor_list(listed, tensors: Dict[str, torch.Tensor]) -> None:
+    """Version 1 listed every tensor's shape and dtype: they must be the weights file's."""
+    if listed is None:
+        return
+    _require(isinstance(listed, dict), "manifest: 'tensors' must be an object")
+    actual = {k: {"shape": list(v.shape), "dtype": _DTYPE_NAMES.get(v.dtype, str(v.dtype))} for k, v in tensors.items()}
+    for key in sorted(set(listed) | set(actual)):
+        _require(listed.get(key) == actual.get(key), f"manifest: tensor {key!r} is listed as {listed.get(key)} but "
+                 f"the weights file has {actual.get(key)}")
+
+
 def build_network(manifest: Any, tensors: Dict[str, torch.Tensor]) -> fx.GraphModule:
     """Rebuild the frozen network a manifest describes, checking everything (see the module docstring).
 
@@ -335,6 +375,7 @@ def build_network(manifest: Any, tensors: Dict[str, torch.Tensor]) -> fx.GraphMo
         used.add(name)
     unexpected = sorted(set(tensors) - used)
     _require(not unexpected, f"the weights file holds tensors the manifest does not use: {unexpected[:5]}")
+    _check_tensor_list(manifest.get("tensors"), tensors)
     graph, nodes = fx.Graph(), {}
     modules = {k for k, v in root.items() if isinstance(v, nn.Module)}
     for entry in manifest["graph"]:
@@ -351,9 +392,9 @@ def build_network(manifest: Any, tensors: Dict[str, torch.Tensor]) -> fx.GraphMo
     except Exception as exc:  # fx raises RuntimeError/AssertionError with useful text
         raise ExportError(f"manifest: the graph is inconsistent: {exc}") from None
     gm.eval()
-    try:
+    try:  # through the interpreter: a failing generated forward() would print its code to stderr
         with torch.no_grad():
-            gm(torch.zeros(1, *manifest["input_shape"]))
+            fx.Interpreter(gm).run(torch.zeros(1, *manifest["input_shape"]))
     except Exception as exc:  # shapes that do not fit together surface here
         raise ExportError(f"manifest: the network does not run on an input of shape "
                           f"{[1, *manifest['input_shape']]}: {type(exc).__name__}: {exc}") from None

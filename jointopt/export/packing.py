@@ -33,6 +33,7 @@ class PackedLayer:
         scale: per-output-channel weight scale (float32 [out]).
         bias: float32 [out] (zeros when ``has_bias`` is False).
         act_bits, act_signed, act_scale: the input-activation quantizer.
+        weight_bits: the non-zero widths the search could choose (``bits`` are among them).
     """
 
     name: str
@@ -46,6 +47,7 @@ class PackedLayer:
     act_bits: int
     act_signed: bool
     act_scale: float
+    weight_bits: tuple = ()
 
     @property
     def codes_per_channel(self) -> int:
@@ -88,7 +90,8 @@ def pack_layer(name: str, layer: FrozenLayer) -> PackedLayer:
     return PackedLayer(name, layer.geometry, tuple(codes.shape), bits,
                        pack_codes(codes.reshape(codes.shape[0], -1), bits),
                        scale.detach().cpu().float().numpy(), bias.astype(np.float32), layer.bias is not None,
-                       layer.act_bits, layer.act_signed, act_scale32(layer))
+                       layer.act_bits, layer.act_signed, act_scale32(layer),
+                       tuple(sorted({int(b) for b in layer.weight_bits if b > 0} | set(bits.tolist()))))
 
 
 def pack_network(frozen) -> List[PackedLayer]:

@@ -3,7 +3,9 @@
 ``jointopt.load(path)`` rebuilds the same frozen network (same float weights, bits and quantizer
 parameters: it computes exactly what the exported network computed). Loading never runs code
 from the files: the manifest is validated against an allow-list (see :mod:`.manifest`), the
-weights are read with ``numpy.load(allow_pickle=False)`` and must match the manifest's checksum.
+weights are read with ``numpy.load(allow_pickle=False)`` and must match the manifest's checksum of
+them, and the manifest must match its own (``sha256``: editing a stride or an activation width
+in the JSON is refused, not loaded as a different network).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import torch
 from torch import fx
 
 from ..errors import ExportError
-from .manifest import build_manifest, build_network
+from .manifest import build_manifest, build_network, check_digest, manifest_digest
 
 MANIFEST_SUFFIX = ".json"
 WEIGHTS_SUFFIX = ".weights.npz"
@@ -42,6 +44,7 @@ def save_torch(frozen: fx.GraphModule, directory: Union[str, Path], name: str, i
     weights_path.write_bytes(data)
     manifest = build_manifest(frozen, input_shape, extra)
     manifest["weights"] = {"file": weights_path.name, "sha256": _sha256(data), "bytes": len(data)}
+    manifest["sha256"] = manifest_digest(manifest)
     manifest_path = directory / f"{name}{MANIFEST_SUFFIX}"
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return {"manifest": manifest_path, "weights": weights_path}
@@ -118,8 +121,9 @@ def load(path: Union[str, Path]) -> fx.GraphModule:
         raise ExportError(f"{str(manifest_path)!r} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise ExportError(f"{str(manifest_path)!r} is not a jointopt manifest")
-    tensors = _read_weights(manifest, manifest_path.parent)
     try:
+        check_digest(manifest)
+        tensors = _read_weights(manifest, manifest_path.parent)
         return build_network(manifest, tensors)
     except ExportError as exc:
         raise ExportError(f"{manifest_path.name}: {exc}") from None

@@ -11,6 +11,7 @@ import torch
 import jointopt
 from jointopt.errors import ExportError
 from jointopt.export import export
+from jointopt.export.manifest import manifest_digest
 from export_cases import mixed_frozen
 
 
@@ -30,7 +31,11 @@ def copy_export(exported, tmp_path):
     return json.loads((tmp_path / "model.json").read_text())
 
 
-def write(tmp_path, manifest):
+def write(tmp_path, manifest, reseal=True):
+    """Write an edited manifest; ``reseal`` recomputes its own checksum, as a careful editor would,
+    so that the checks behind the checksum are tested too."""
+    if reseal:
+        manifest["sha256"] = manifest_digest(manifest)
     (tmp_path / "model.json").write_text(json.dumps(manifest))
 
 
@@ -62,13 +67,14 @@ def assert_rejected(exported, tmp_path, change, message):
 def test_manifest_is_plain_json_with_the_frozen_choices(exported):
     directory, frozen, x = exported
     manifest = json.loads((directory / "model.json").read_text())
-    assert manifest["format"] == "jointopt.frozen" and manifest["version"] == 1
+    assert manifest["format"] == "jointopt.frozen" and manifest["version"] == 2
     layers = {m["name"]: m for m in manifest["modules"] if m["type"] == "FrozenLayer"}
     for name, module in frozen.named_modules():
         if isinstance(module, jointopt.nn.FrozenLayer):
             assert layers[name]["bits"] == module.bits.tolist()
             assert layers[name]["geometry"]["out_channels"] == module.geometry.out_channels
-            assert layers[name]["act_clip"] == pytest.approx(float(module.act_clip.detach()))
+            assert "act_clip" not in layers[name]  # the weights file holds it: one source of truth
+    assert "tensors" not in manifest
     assert {n["target"] for n in manifest["graph"] if n["op"] == "call_function"} >= {"torch.cat"}
     with zipfile.ZipFile(directory / "model.weights.npz") as z:  # numbers only, no pickles
         assert all(name.endswith(".npy") for name in z.namelist())
@@ -112,7 +118,7 @@ def test_other_injection_routes_are_refused(exported, tmp_path):
         assert_rejected(exported, tmp_path, change, message)
 
 
-@pytest.mark.parametrize("version, message", [(2, "newer jointopt"), ("1", "not supported"), (None, "not supported"),
+@pytest.mark.parametrize("version, message", [(3, "newer jointopt"), ("1", "not supported"), (None, "not supported"),
                                               (0, "not supported")])
 def test_bad_version(exported, tmp_path, version, message):
     assert_rejected(exported, tmp_path, lambda m: m.update(version=version), message)
@@ -136,13 +142,71 @@ def test_wrong_shapes_and_inconsistent_choices(exported, tmp_path):
         assert_rejected(exported, tmp_path, change, message)
 
 
-def test_graph_that_does_not_fit_together(exported, tmp_path):
-    """Shapes consistent per layer but not across layers: caught by running the rebuilt network once."""
+def test_graph_that_does_not_fit_together(exported, tmp_path, capfd):
+    """Shapes consistent per layer but not across layers: caught by running the rebuilt network once,
+    in one line, without torch.fx printing the generated code to stderr."""
+    for dim in (0, 7):
+        manifest = copy_export(exported, tmp_path)
+        node(manifest, "cat")["kwargs"] = {"dim": dim}
+        write(tmp_path, manifest)
+        with pytest.raises(ExportError, match="does not run"):
+            jointopt.load(tmp_path)
+        assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: layer_entry(m, "mix")["geometry"].update(stride=[2, 2]),
+    lambda m: layer_entry(m, "mix")["geometry"].update(padding=[0, 0]),
+    lambda m: layer_entry(m, "mix")["geometry"].update(dilation=[2, 2]),
+    lambda m: layer_entry(m, "mix").update(act_signed=not layer_entry(m, "mix")["act_signed"]),
+    lambda m: layer_entry(m, "mix").update(act_bits=4, act_choices=[4, 8]),
+    lambda m: layer_entry(m, "mix").update(quantize=False),
+    lambda m: m["metadata"].update(val_acc=100.0),
+    lambda m: m["weights"].update(bytes=1),
+], ids=["stride", "padding", "dilation", "act_signed", "act_bits", "quantize", "metadata", "weights"])
+def test_edited_manifest_is_refused(exported, tmp_path, edit):
+    """Fields with no counterpart in the weights file change the network silently: the checksum catches them."""
     manifest = copy_export(exported, tmp_path)
-    node(manifest, "cat")["kwargs"] = {"dim": 0}
-    write(tmp_path, manifest)
-    with pytest.raises(ExportError, match="does not run"):
+    edit(manifest)
+    write(tmp_path, manifest, reseal=False)
+    with pytest.raises(ExportError, match="changed after export"):
         jointopt.load(tmp_path)
+    write(tmp_path, manifest)  # resealed: loads (where the edit is consistent) as the edited network
+    try:
+        jointopt.load(tmp_path)
+    except ExportError as exc:
+        assert "changed after export" not in str(exc)
+
+
+def layer_entry(manifest, name):
+    return next(e for e in manifest["modules"] if e["name"] == name)
+
+
+def test_duplicated_fields_must_agree_with_the_weights(exported, tmp_path):
+    """A manifest that lists tensors or act_clip (version 1 did) must list the weights file's values."""
+    directory, frozen, x = exported
+    manifest = copy_export(exported, tmp_path)
+    with np.load(tmp_path / "model.weights.npz") as npz:
+        listed = {k: {"shape": list(npz[k].shape), "dtype": str(npz[k].dtype)} for k in npz.files}
+        clip = float(npz["mix.act_clip"])
+    manifest.update(version=1, tensors=listed)
+    manifest.pop("sha256")
+    layer_entry(manifest, "mix")["act_clip"] = clip
+    write(tmp_path, manifest, reseal=False)
+    with torch.no_grad():
+        assert torch.equal(jointopt.load(tmp_path)(x), frozen(x))  # consistent version 1 still loads
+    for change, message in [
+        (lambda m: m["tensors"]["mix.weight"].update(shape=[1, 2, 3, 4]), "listed as"),
+        (lambda m: m["tensors"]["mix.bias"].update(dtype="float64"), "listed as"),
+        (lambda m: m["tensors"].pop("mix.bias"), "listed as"),
+        (lambda m: layer_entry(m, "mix").update(act_clip=clip * 2), "act_clip"),
+        (lambda m: layer_entry(m, "mix").update(bits=[8] * len(layer_entry(m, "mix")["bits"])), "bits"),
+    ]:
+        edited = json.loads(json.dumps(manifest))
+        change(edited)
+        write(tmp_path, edited, reseal=False)
+        with pytest.raises(ExportError, match=message):
+            jointopt.load(tmp_path)
 
 
 def test_missing_corrupt_or_swapped_weights(exported, tmp_path):

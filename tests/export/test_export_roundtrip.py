@@ -89,8 +89,8 @@ def test_onnx_weights_keep_channel_order(name, tmp_path):
     outputs = session.run([f"{n}.weight" for n, _ in layers], {"input": x[:1].numpy()})
     for (layer_name, module), weight in zip(layers, outputs):
         assert torch.equal(torch.from_numpy(weight), quantize_weight(module.weight.detach(), module.bits, module.log_step.detach())), layer_name
-    kinds = {t.data_type for t in model.graph.initializer if t.name.endswith("/codes")}
-    assert kinds <= {onnx.TensorProto.INT8, onnx.TensorProto.INT4} and onnx.TensorProto.INT4 in kinds
+    kinds = {t.data_type for t in model.graph.initializer if t.name.rsplit(".", 1)[-1] in ("w2", "w4", "w8")}
+    assert kinds <= {onnx.TensorProto.UINT8, onnx.TensorProto.INT4} and onnx.TensorProto.INT4 in kinds
 
 
 def test_low_bit_activations_match_fake_quant(tmp_path):
@@ -102,7 +102,7 @@ def test_low_bit_activations_match_fake_quant(tmp_path):
         assert {m.act_signed for _, m in frozen_layers(frozen)} == {True, False}
         result = export(frozen, tmp_path / str(bits), x, "onnx")
         model = onnx.load(str(tmp_path / str(bits) / "model.onnx"))
-        assert sum(n.op_type == "Clip" and n.name.endswith("/act/Clip") for n in model.graph.node) == \
+        assert sum(n.op_type == "Clip" and n.name.endswith(".x.clip") for n in model.graph.node) == \
             len(frozen_layers(frozen))
         with torch.no_grad():
             reference = frozen(x)

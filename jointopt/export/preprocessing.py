@@ -184,3 +184,28 @@ def check_classes(pre: Optional[Preprocessing], outputs: int) -> None:
     if pre is not None and pre.class_names and len(pre.class_names) != outputs:
         raise ExportError(f"preprocessing names {len(pre.class_names)} classes but the network has {outputs} "
                           "outputs; pass the data set the network was trained on")
+
+
+def read_preprocessing(path: Union[str, Path]) -> Optional[Preprocessing]:
+    """The preprocessing an export recorded: from an export directory, ``verify.json``, a manifest
+    (``NAME.json``), an ``.onnx`` or a ``.packed.npz`` file; None when the export did not know it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "verify.json"
+    if not path.exists():
+        raise ExportError(f"no export file at {str(path)!r}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        found = json.loads(props["jointopt.preprocessing"]) if "jointopt.preprocessing" in props else None
+    elif path.name.endswith(".npz"):
+        from .npz_format import read_meta
+
+        found = read_meta(path).get("preprocessing")
+    else:
+        try:
+            found = json.loads(path.read_text()).get("preprocessing")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            raise ExportError(f"{str(path)!r} is not a jointopt export file") from None
+    return Preprocessing.from_dict(found) if isinstance(found, dict) else None

@@ -238,7 +238,7 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
 
             comment = json.dumps(metadata, default=str) if metadata else ""
             integer_files, integer_checks = export_integer(frozen, out, x, expected, options.name, options.formats,
-                                                           comment, metadata, best_effort=options.formats == FORMATS)
+                                                           comment, pre, best_effort=options.formats == FORMATS)
             files.update(integer_files)
             checks.update(integer_checks)
     finally:

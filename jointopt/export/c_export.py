@@ -109,11 +109,12 @@ def verify_c(directory, program, x: torch.Tensor, name: str, samples: int = C_SA
 
 
 def export_integer(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, formats, comment: str = "",
-                   metadata: Optional[dict] = None, best_effort: bool = False) -> Tuple[Dict[str, Path], dict]:
+                   preprocessing=None, best_effort: bool = False) -> Tuple[Dict[str, Path], dict]:
     """The integer formats (``c``, ``onnx_int8``) of ``frozen``: one program, calibrated on ``x``.
 
     Args:
-        metadata: the export's metadata; its ``run`` (a run directory) gives the preprocessing.
+        preprocessing: the export's :class:`~jointopt.export.preprocessing.Preprocessing` (or None),
+            written into the C header and the ONNX metadata.
         best_effort: a network the integer runtime cannot run (an operation it lacks) is skipped
             with the reason instead of failing the export (``formats="all"``).
 
@@ -131,21 +132,21 @@ def export_integer(frozen, out, x: torch.Tensor, expected: torch.Tensor, name: s
             raise
         return {}, {f: {"skipped": str(exc), "ok": True} for f in ("c", "onnx_int8") if f in formats}
     files, checks = {}, {}
+    record = preprocessing_record(preprocessing)
     if "c" in formats:
-        c_files, checks["c"] = export_c(program, frozen, out, x, expected, name, comment, metadata)
+        c_files, checks["c"] = export_c(program, frozen, out, x, expected, name, comment, record)
         files.update(c_files)
     if "onnx_int8" in formats:
         files["onnx_int8"], checks["onnx_int8"] = export_onnx_int8(program, Path(out) / f"{name}.int8.onnx", x,
-                                                                   expected, metadata)
+                                                                   expected, comment, record)
     return files, checks
 
 
 def export_c(program, frozen, out, x: torch.Tensor, expected: torch.Tensor, name: str, comment: str = "",
-             metadata: Optional[dict] = None) -> Tuple[Dict[str, Path], dict]:
+             preprocessing: Optional[dict] = None) -> Tuple[Dict[str, Path], dict]:
     """Write the C files of ``program`` (the integer form of ``frozen``) and verify them."""
     from .c_format import flash_bytes, write_c
 
-    preprocessing = preprocessing_of(metadata)
     files = write_c(program, out, name, comment, preprocessing)
     check = {"reference": agreement(program, expected, x), "arena_bytes": program.arena_bytes,
              "flash_bytes": flash_bytes(program, preprocessing), "preprocessing": preprocessing is not None, "ram_cost_bytes": ram_cost(frozen, x[:2]), "notes": program.notes}
@@ -165,30 +166,13 @@ def ram_cost(frozen, x: torch.Tensor) -> int:
     return int(round(float(RamCost.for_network(frozen, x).network_cost(frozen_layer_stats(frozen)))))
 
 
-def preprocessing_of(metadata: Optional[dict]) -> Optional[dict]:
-    """What the network's input is, read from the run directory named in ``metadata["run"]``.
-
-    Returns the layout, per-channel ``mean``/``std`` (raw units, computed on the training split)
-    and the float32 ``inv_std`` the data pipeline multiplies by, the raw value range of the
-    training data and the class names; None when there is no run directory or its data cannot
-    be loaded.
-    """
-    run = Path(metadata["run"]) if metadata and metadata.get("run") else None
-    if run is None or not (run / "config.yaml").exists():
+def preprocessing_record(pre) -> Optional[dict]:
+    """The header's view of a :class:`~jointopt.export.preprocessing.Preprocessing` (None: not recorded)."""
+    if pre is None:
         return None
-    from ..config import Config
-    from ..tune.study import load_dataset
-
-    try:
-        data = load_dataset(Config.from_yaml(run / "config.yaml"))
-    except (OSError, ValueError, KeyError):  # DataError is an OSError, ConfigError a ValueError
-        return None
-    x = data.train.x
-    layout = {3: "CHW", 2: "CL", 1: "F"}.get(x.dim() - 1, "")
-    std = data.std.double()
-    return {"dataset": data.name, "layout": layout, "mean": data.mean.float().tolist(), "std": std.float().tolist(),
-            "inv_std": (1.0 / std).float().tolist(), "min": float(x.min()), "max": float(x.max()),
-            "class_names": list(data.class_names)}
+    return {"dataset": pre.dataset, "layout": pre.layout, "mean": list(pre.mean), "std": list(pre.std),
+            "inv_std": list(pre.inv_std), "min": pre.raw_range[0], "max": pre.raw_range[1],
+            "raw_dtype": pre.raw_dtype, "class_names": list(pre.class_names)}
 
 
 def report_lines(check: dict) -> List[str]:

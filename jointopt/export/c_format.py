@@ -162,7 +162,8 @@ def _header(program: IntegerProgram, lower: str, comment: str, pre: Optional[dic
 def _preprocessing(upper: str, pre: dict) -> List[str]:
     """Macros describing what the input must look like (from the data set, when the export knows it)."""
     if not pre:
-        return ["", "/* Preprocessing: not recorded for this export (no run directory); feed the network's input. */"]
+        return ["", "/* Preprocessing: not recorded for this export (export(..., preprocessing=dataset) or a run's "
+                "trial records it); feed the network's input. */"]
     lines = ["", f"/* Preprocessing ({pre.get('dataset', 'the data set')}): input = (raw - mean[c]) * inv_std[c] per "
                  f"channel, in float32, raw values in [{upper}_RAW_MIN, {upper}_RAW_MAX]; {upper.lower()}_preprocess() "
                  "does it. */", f"#define {upper}_INPUT_LAYOUT {c_string(pre.get('layout', ''))}"]
@@ -170,6 +171,7 @@ def _preprocessing(upper: str, pre: dict) -> List[str]:
         lines.append(f"#define {upper}_{macro} {{{', '.join(c_float(float(v)) for v in pre[key])}}}")
     lines.append(f"#define {upper}_RAW_MIN {c_float(float(pre['min']))}")
     lines.append(f"#define {upper}_RAW_MAX {c_float(float(pre['max']))}")
+    lines.append(f"#define {upper}_RAW_DTYPE {c_string(pre.get('raw_dtype', ''))}")
     names = pre.get("class_names") or []
     lines.append(f"#define {upper}_NUM_CLASSES {len(names)}")
     lines.append(f"#define {upper}_CLASS_NAMES {{{', '.join(c_string(n) for n in names)}}}")

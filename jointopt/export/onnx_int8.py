@@ -241,11 +241,15 @@ def _load(path):
 MIN_AGREEMENT = 0.99
 
 
-def export_onnx_int8(program: IntegerProgram, path, x, expected, metadata=None):
-    """Write ``program`` (the integer form of the frozen network that gave ``expected`` on ``x``) as ONNX, verify it."""
+def export_onnx_int8(program: IntegerProgram, path, x, expected, metadata: str = "", preprocessing=None):
+    """Write ``program`` (the integer form of the frozen network that gave ``expected`` on ``x``) as ONNX, verify it.
+
+    ``metadata`` (JSON text) and ``preprocessing`` (the header's record) go into the metadata properties;
+    the graph takes the normalised input.
+    """
     import json
 
-    flat = {"jointopt.metadata": json.dumps(metadata or {}, default=str)}
+    flat = {"jointopt.metadata": metadata or "{}", "jointopt.preprocessing": json.dumps(preprocessing)}
     path = write_onnx_int8(program, path, flat)
     return path, verify_onnx_int8(path, program, expected, x)
 

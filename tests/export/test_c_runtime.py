@@ -126,25 +126,19 @@ def test_two_models_link_into_one_program(exported, tmp_path):
     assert subprocess.run([str(tmp_path / "both")]).returncode == 0
 
 
-def test_header_carries_the_preprocessing_of_the_run(tmp_path):
-    """An export from a run directory states mean/std, layout, raw range and class names, and
-    ``infer --raw`` on raw pixels gives what ``infer`` gives on the pipeline's normalised input."""
+def test_header_carries_the_preprocessing(tmp_path):
+    """The header states mean/std, layout, raw range and class names, and ``infer --raw`` on raw
+    pixels gives what ``infer`` gives on the pipeline's normalised input, bit for bit."""
     import jointopt
-    from jointopt.tune import quickstart_config
-    from jointopt.tune.study import load_dataset
 
-    config = quickstart_config()
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text(config.to_yaml())
-    data = load_dataset(config)
+    data = jointopt.get_dataset("digits")
     x, _ = next(data.batches("val", 32))
     torch.manual_seed(0)
     frozen = jointopt.convert(jointopt.create_model("digits_cnn").eval(), x).eval().set_mode("hard").freeze().eval()
     out = tmp_path / "out"
-    export(frozen, out, x, "c", metadata={"run": str(run)})
+    export(frozen, out, x, "c", preprocessing=data)
     header = (out / "model.h").read_text()
-    assert "#define MODEL_INPUT_LAYOUT \"CHW\"" in header
+    assert "#define MODEL_INPUT_LAYOUT \"NCHW\"" in header and '#define MODEL_RAW_DTYPE "uint8"' in header
     assert f"#define MODEL_INPUT_MEAN {{{float(data.mean.reshape(-1)[0]):.9g}f}}" in header
     assert f"#define MODEL_INPUT_STD {{{float(data.std.reshape(-1)[0]):.9g}f}}" in header
     assert f"#define MODEL_RAW_MAX {float(data.train.x.max()):.1f}f" in header and "#define MODEL_RAW_MIN 0.0f" in header

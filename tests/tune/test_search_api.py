@@ -99,3 +99,13 @@ def test_results_come_from_result_json_or_from_the_study_alone(mini_run, tmp_pat
     from jointopt.tune import front_table
 
     assert "0" in front_table(summary, "memory")  # enough for the front and its table
+
+
+def test_environment_json_records_the_threads_the_config_sets():
+    import torch
+
+    from jointopt.tune import rundir
+
+    assert torch.get_num_threads() == 1  # the suite's autouse fixture
+    assert rundir.environment(Config.from_dict({"threads": 3}))["threads"] == 3
+    assert rundir.environment(Config.from_dict({}))["threads"] == 1  # no setting: what torch uses

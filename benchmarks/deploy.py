@@ -101,7 +101,7 @@ def uniform_w8(run: Path):
     return net.eval().set_mode("hard").freeze().eval()
 
 
-def measure_point(run: Path, trial: int, x, y, work: Path, reps: int) -> dict:
+def measure_point(run: Path, trial: int, x, y, data, work: Path, reps: int) -> dict:
     from cost_models.ram import RamCost
     from jointopt.cost import get_cost_model
     from jointopt.export import export
@@ -113,7 +113,8 @@ def measure_point(run: Path, trial: int, x, y, work: Path, reps: int) -> dict:
     _, frozen, result = load_trial(run, trial)
     calibration = x[:256]
     directory = work / f"{run.name}-{trial}"
-    exported = export(frozen, directory, calibration, "c", metadata={"run": str(run), "trial": trial})
+    exported = export(frozen, directory, calibration, "c", metadata={"run": str(run), "trial": trial},
+                      preprocessing=data)
     check = exported.verification["c"]
     program = build_program(frozen, calibration)
     binary = compile_c(directory, directory / "infer")
@@ -192,7 +193,7 @@ def measure_run(run: Path, samples: int, reps: int, onnx_reps: int, work: Path) 
     front = json.loads((run / "front.json").read_text())
     x, y, data = validation(run, samples)
     order = sorted(front["front"], key=lambda r: r["costs"]["memory"])
-    points = [measure_point(run, int(r["trial"]), x, y, work, reps) for r in order]
+    points = [measure_point(run, int(r["trial"]), x, y, data, work, reps) for r in order]
     w8 = uniform_w8(run)
     from jointopt.config import Config
 

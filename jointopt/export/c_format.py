@@ -135,7 +135,8 @@ def _header(program: IntegerProgram, lower: str, comment: str, pre: Optional[dic
            f" * Memory: activation arena {program.arena_bytes} bytes (RAM, static); constant data {flash['total']} bytes",
            f" *   (flash: {flash['weights']} packed weights, {flash['widths']} width fields, {flash['bias']} biases,",
            f" *   {flash['requantization']} requantization, {flash['tables']} tables, {flash['output_scales']} output "
-           f"scales, {flash['descriptors']} descriptors on a 32-bit target), plus the code.",
+           f"scales, {flash['preprocessing']} preprocessing,",
+           f" *   {flash['descriptors']} descriptors on a 32-bit target), plus the code.",
            " */"]
     lines = doc + [f"#ifndef JOINTOPT_{upper}_H", f"#define JOINTOPT_{upper}_H", "", "#include <stdint.h>", "",
                    '#include "jointopt_runtime.h"', "",

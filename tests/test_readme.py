@@ -63,7 +63,7 @@ def test_the_walk_through_runs_as_written(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JOINTOPT_DATA_DIR", str(tmp_path / "data"))
-    outputs = {}
+    outputs, errors = {}, {}
     for argv in walk_through():
         assert argv[0] == "jointopt"
         if argv[1:3] == ["data", "synth-kws"] and shutil.which("espeak-ng") is None:
@@ -72,13 +72,17 @@ def test_the_walk_through_runs_as_written(tmp_path, monkeypatch, capsys):
         code = main(args)
         out = capsys.readouterr()
         assert code == 0, f"{' '.join(argv)} failed: {out.err[-500:]}"
-        outputs[" ".join(argv[1:])] = out.out
+        outputs[" ".join(argv[1:])], errors[" ".join(argv[1:])] = out.out, out.err
     assert json.loads(outputs["inspect digits_cnn --exclude fc,conv1.conv --format json"])["excluded"] == \
         {"fc": "excluded by the user", "conv1.conv": "excluded by the user"}
     assert "All checks passed" in outputs["cost-models --check memory --models digits_cnn"]
     assert "Pareto front (" in outputs["search --out runs/tour --trials 3 --resume"]
     assert len(list((tmp_path / "runs/tour/trials").glob("*/result.json"))) == 3
     assert len(list((tmp_path / "runs/one/trials").glob("*/result.json"))) == 1
+    assert "2 trials, target memory" in errors["search --out runs/tour --trials 2 --cost-model macs,ne16"]
+    resumed = errors["search --out runs/tour --trials 3 --resume"]
+    assert "3 trials, 2 already done" in resumed and "done (3/3)" in resumed
+    assert "— 1 trial, target memory" in errors["search --out runs/one --lambda 2.0"]
     report = json.loads(outputs["report runs/tour --target ne16 --format json"])
     assert report["target"] == "ne16" and report["trials"] == 3
     verify = json.loads((tmp_path / "runs/tour/trials/0/export/verify.json").read_text())

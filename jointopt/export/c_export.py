@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 MIN_AGREEMENT = 0.99
+TIE_TOLERANCE = 0.02  # a changed class is a near tie when PyTorch's margin is at most 2 % of its largest |output|
 C_SAMPLES = 64
 FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 
@@ -74,15 +75,31 @@ def time_infer(binary, sample, repeat: int = 200) -> float:
 
 
 def agreement(program, frozen_out: torch.Tensor, x: torch.Tensor) -> dict:
-    """Integer reference vs the fake-quantized frozen network on ``x``."""
+    """Integer reference vs the fake-quantized frozen network on ``x``.
+
+    ``decisive_agreement`` forgives a changed class where PyTorch itself hardly decides: its margin
+    between its class and the integer network's is at most :data:`TIE_TOLERANCE` of its largest
+    |output| (the integer rounding legitimately flips such near ties; the export checks this one).
+    """
     from .integer import run_reference
 
     logits, _ = run_reference(program, x)
-    ref = frozen_out.detach().cpu().float().reshape(len(x), -1).numpy()
+    return compare(logits, frozen_out.detach().cpu().float().reshape(len(x), -1).numpy())
+
+
+def compare(logits: np.ndarray, ref: np.ndarray) -> dict:
+    """Top-1 agreement of ``logits`` with the reference outputs ``ref``, near ties counted apart (see :func:`agreement`)."""
     diff = np.abs(logits - ref)
-    return {"samples": int(len(x)), "top1_agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
+    rows = np.arange(len(logits))
+    mine, theirs = logits.argmax(1), ref.argmax(1)
+    margin = ref[rows, theirs] - ref[rows, mine]
+    scale = float(np.abs(ref).max(initial=0))
+    ties = int(((mine != theirs) & (margin <= TIE_TOLERANCE * scale)).sum())
+    agree = float((mine == theirs).mean()) if len(logits) else 1.0
+    return {"samples": int(len(logits)), "top1_agreement": agree, "near_ties": ties,
+            "decisive_agreement": agree + ties / max(len(logits), 1), "tie_tolerance": TIE_TOLERANCE,
             "max_abs_diff": float(diff.max(initial=0)), "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-            "output_max_abs": float(np.abs(ref).max(initial=0))}
+            "output_max_abs": scale}
 
 
 def verify_c(directory, program, x: torch.Tensor, name: str, samples: int = C_SAMPLES) -> dict:
@@ -152,7 +169,7 @@ def export_c(program, frozen, out, x: torch.Tensor, expected: torch.Tensor, name
              "flash_bytes": flash_bytes(program, preprocessing), "preprocessing": preprocessing is not None, "ram_cost_bytes": ram_cost(frozen, x[:2]), "notes": program.notes}
     check["reference"]["min_agreement"] = MIN_AGREEMENT
     check["build"] = verify_c(out, program, x, Path(files["c_source"]).stem)
-    check["ok"] = bool(check["build"]["ok"] and check["reference"]["top1_agreement"] >= MIN_AGREEMENT
+    check["ok"] = bool(check["build"]["ok"] and check["reference"]["decisive_agreement"] >= MIN_AGREEMENT
                        and check["ram_cost_bytes"] == program.arena_bytes)
     return files, check
 
@@ -181,8 +198,11 @@ def report_lines(check: dict) -> List[str]:
         return [f"c      skipped: {check['skipped']}"]
     r, b = check["reference"], check["build"]
     status = "ok" if check.get("ok") else "FAILED"
+    ties = r.get("near_ties", 0)
+    forgiven = (f", {ties} near tie{'s' if ties > 1 else ''} (PyTorch's margin under {100 * r['tie_tolerance']:g} % "
+                "of its largest output)" if ties else "")
     lines = [f"c      integer reference vs PyTorch on {r['samples']} samples: top-1 agreement "
-             f"{100 * r['top1_agreement']:.2f} % (needs {100 * r['min_agreement']:.0f} %), max |diff| "
+             f"{100 * r['top1_agreement']:.2f} %{forgiven} (needs {100 * r['min_agreement']:.0f} %), max |diff| "
              f"{r['max_abs_diff']:.3g} (outputs up to {r['output_max_abs']:.3g})"]
     if b.get("compiled"):
         lines.append(f"       compiled with {Path(b['compiler']).name}: infer == reference bit for bit on {b['samples']} "

@@ -90,3 +90,22 @@ def test_a_search_step_can_target_ram(cases):
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in net.selector_parameters() if p.grad is not None)
     net.zero_grad()
+
+
+def test_a_study_targets_ram_and_records_the_arena(tmp_path):
+    """``cost.target: ram`` end to end: every trial's recorded ram is its exported arena (a chain network)."""
+    import json
+
+    from jointopt.export import export
+    from jointopt.tune.trials import load_trial
+    from tiny import tiny_config
+
+    summary = jointopt.search(tiny_config(cost={"target": "ram", "report": ["memory"]}, tuner={"trials": 2}),
+                              tmp_path / "run", progress=False)
+    assert summary["front"] and all(r["costs"]["ram"] > 0 for r in summary["results"])
+    trial = summary["front"][0]["trial"]
+    _, frozen, result = load_trial(tmp_path / "run", trial)
+    x = torch.randn(8, *result["input_shape"])
+    exported = export(frozen, tmp_path / "c", x, "c")
+    assert exported.verification["c"]["arena_bytes"] == result["costs"]["ram"]
+    assert json.loads((tmp_path / "c" / "verify.json").read_text())["c"]["ram_cost_bytes"] == result["costs"]["ram"]

@@ -243,3 +243,19 @@ def test_odd_spatial_sizes(tmp_path):
         expected = frozen(x).numpy()
     assert (run_reference(program, x)[0].argmax(1) == expected.argmax(1)).mean() >= 0.99
     assert float(searchable.cost(RamCost.for_network(searchable), hard=True)) == program.arena_bytes
+
+
+def test_agreement_forgives_near_ties_only(built):
+    from jointopt.export.c_export import TIE_TOLERANCE, agreement
+
+    _, _, x, program, logits = built["chain"]
+    same = agreement(program, torch.from_numpy(logits), x)
+    assert same["top1_agreement"] == 1.0 and same["near_ties"] == 0 and same["max_abs_diff"] == 0.0
+    flipped = torch.from_numpy(-logits)  # every decision reversed, by a wide margin
+    assert agreement(program, flipped, x)["decisive_agreement"] < 0.5
+    nudged = logits.copy()  # the runner-up nudged just above the winner: a near tie
+    top, rows = logits.argmax(1), np.arange(len(logits))
+    runner = np.argsort(logits, 1)[:, -2]
+    nudged[rows, runner] = nudged[rows, top] + 1e-4 * TIE_TOLERANCE * np.abs(logits).max()
+    tie = agreement(program, torch.from_numpy(nudged), x)
+    assert tie["top1_agreement"] == 0.0 and tie["near_ties"] == len(x) and tie["decisive_agreement"] == 1.0

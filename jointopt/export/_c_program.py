@@ -5,8 +5,10 @@ from typing import List
 
 import numpy as np
 
-from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, Head, IntegerProgram, LutOp, MaxPoolOp,
+from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, Head, IntegerProgram, LutOp, MaxPoolOp, PadOp,
                       QuantizeOp)
+
+PAD_MODES = {"constant": 0, "reflect": 1, "replicate": 2, "circular": 3}
 
 
 def _ints(values) -> List[str]:
@@ -95,6 +97,12 @@ class _Writer:
             desc = self.pool(stem, op)
             self.body.append(f"    jointopt_maxpool(&{desc}, {self.ptr(op.input)}, {self.ptr(op.output)}); "
                              f"/* op {k}: max pool {op.name} */")
+        elif isinstance(op, PadOp):
+            c, h, w = op.in_shape
+            _, oh, ow = op.out_shape
+            self.body.append(f"    jointopt_pad({self.ptr(op.input)}, {self.ptr(op.output)}, {c}u, {h}u, {w}u, {oh}u, {ow}u, "
+                             f"{op.pads[0]}u, {op.pads[2]}u, {PAD_MODES[op.mode]}, {t[op.input].zero}); "
+                             f"/* op {k}: pad {op.name} ({op.mode}) */")
         elif isinstance(op, ClampOp):
             self.body.append(f"    jointopt_clamp({self.ptr(op.input)}, {self.ptr(op.output)}, {t[op.output].numel}u, "
                              f"{op.lo}, {op.hi}); /* op {k}: clamp {op.name} */")

@@ -26,8 +26,8 @@ from ..quant import act_levels
 from ..quant.packing import pack_codes
 from ._fixed_point import add_multipliers, f32, quantize_multipliers, round_to_codes
 from ._integer_plan import SOp, Structure, structure
-from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, Head, IntegerProgram, LutOp, MaxPoolOp, QTensor,
-                      QuantizeOp)
+from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, Head, IntegerProgram, LutOp, MaxPoolOp, PadOp,
+                      QTensor, QuantizeOp)
 from ._integer_graph import planar
 
 SUPPORTED_BITS = (2, 4, 8)
@@ -240,6 +240,8 @@ class _Builder:
         if op.kind == "maxpool":
             return MaxPoolOp(g.name, op.inputs[0], op.outputs[0], p["kernel"], p["stride"], p["padding"], p["dilation"],
                              in_shape, planar(g.shape))
+        if op.kind == "pad":
+            return PadOp(g.name, op.inputs[0], op.outputs[0], p["pads"], p["mode"], in_shape, planar(g.shape))
         if op.kind == "clamp":
             r = self.rep(op.keys[0])
             lo, hi = p["bounds"]

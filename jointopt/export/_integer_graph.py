@@ -7,15 +7,16 @@ from layer statistics, the very arena the export allocates.
 **Nodes.** Every fx node that computes a tensor is classified (:func:`classify`): ``input``,
 ``layer`` (a Conv/Linear), ``alias`` (flatten/view/dropout: no data change in NCHW order),
 ``clamp`` (ReLU, ReLU6, Hardtanh, clamp with constants), ``maxpool``, ``avgpool`` (incl. mean and
-adaptive pooling), ``add`` (two tensors), ``concat`` (channels) and ``lut`` (any other elementwise
-function of one tensor, tabulated).
+adaptive pooling), ``pad`` (zeros, reflect, replicate, circular), ``add`` (two tensors),
+``concat`` (channels) and ``lut`` (any other elementwise function of one tensor, tabulated).
 
 **Representations.** A value may be needed at several scales. A layer reads its input at its own
 activation quantizer's scale (``layer:NAME``); an add, an average pool, a table or the network
 output read a scale calibrated for that value (``cal``); a network output produced by a layer is
 kept as int32 accumulators (``logits``). Clamps, max pools, aliases and concatenations pass the
 representations their consumers need back to their inputs, so a value feeding two layers is
-requantized from the int32 accumulator twice (once per scale) rather than rounded twice. A clamp
+requantized from the int32 accumulator twice (once per scale) rather than rounded twice (a pad, like a
+max pool, copies codes and passes them back too). A clamp
 whose input has no other consumer is fused into the producer's output range.
 """
 from __future__ import annotations
@@ -148,6 +149,23 @@ def _reduce_params(node: fx.Node, in_shape, value_of) -> dict:
     return {"kernel": (kh, kw), "stride": (kh, kw), "padding": (0, 0), "dilation": (1, 1)}
 
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_params(node: fx.Node, in_shape, value_of) -> dict:
+    """``F.pad`` of the spatial dimensions as (top, bottom, left, right) and a mode."""
+    args = _args(node, ["input", "pad", "mode", "value"], value_of)
+    pad, mode = [int(p) for p in args["pad"]], args.get("mode", "constant")
+    spatial = len(in_shape) - 1
+    if mode not in PAD_MODES or len(pad) > 2 * spatial or any(p < 0 for p in pad) or (args.get("value") or 0) != 0:
+        raise ExportError(f"padding {node.name!r} (pad={pad}, mode={mode!r}, value={args.get('value')}): the integer "
+                          "runtime pads spatial dimensions by >= 0 with zeros, reflect, replicate or circular")
+    pad = pad + [0] * (2 * spatial - len(pad))  # F.pad lists the last dimension first
+    left, right = pad[0], pad[1]
+    top, bottom = (pad[2], pad[3]) if spatial == 2 else (0, 0)
+    return {"pads": (top, bottom, left, right), "mode": mode}
+
+
 def _clamp_bounds(node: fx.Node, module, value_of) -> Tuple[float, float]:
     if module is not None:
         if isinstance(module, nn.ReLU):
@@ -230,6 +248,8 @@ def classify(node: fx.Node, modules: Dict[str, nn.Module], tensors: set, shapes:
             return make("maxpool", **_pool_params("maxpool", node, None, _MAX[target], in_shape, shape, value_of))
         if target is torch.mean:
             return make("avgpool", **_reduce_params(node, in_shape, value_of))
+        if target is F.pad:
+            return make("pad", **_pad_params(node, in_shape, value_of))
         if target is torch.amax:
             return make("maxpool", **_reduce_params(node, in_shape, value_of))
     elif node.op == "call_method":
@@ -248,7 +268,7 @@ def classify(node: fx.Node, modules: Dict[str, nn.Module], tensors: set, shapes:
             return make("maxpool", **_reduce_params(node, in_shape, value_of))
     raise ExportError(f"the integer runtime cannot run {node.name!r} ({what}); supported: Conv1d/Conv2d/Linear, "
                       "ReLU/ReLU6/Hardtanh/clamp, elementwise activations, add, channel concatenation, max/average/"
-                      "global pooling, mean, flatten/view")
+                      "global pooling, mean, padding, flatten/view")
 
 
 def _arithmetic(node, inputs, shape, shapes, target) -> GNode:

@@ -99,7 +99,7 @@ def _terms(g: GNode, nodes: Dict[str, GNode]) -> Terms:
     if g.kind == "concat":
         return tuple(t for i in g.inputs for t in nodes[i].terms)
     source = nodes[g.inputs[0]]
-    if g.kind in ("avgpool", "maxpool"):
+    if g.kind in ("avgpool", "maxpool", "pad"):
         # multiply first: (m · out) / in is exact when the result is a whole number, m · (out / in) is not
         return tuple((s, m * math.prod(g.shape) / math.prod(source.shape)) for s, m in source.terms)
     return source.terms
@@ -164,7 +164,7 @@ def structure(gm: fx.GraphModule, shapes: Dict[str, tuple], value_of: Callable) 
             consumer = nodes[c]
             if consumer.kind == "layer":
                 keys.append(("layer", consumer.target))
-            elif consumer.kind in ("alias", "clamp", "maxpool", "concat"):
+            elif consumer.kind in ("alias", "clamp", "maxpool", "concat", "pad"):
                 keys.extend(reps[c])
             else:
                 keys.append(("cal", g.name))
@@ -217,7 +217,7 @@ def _emit(nodes, reps, fused, bounds, output, output_key) -> Structure:
             for key in keys:
                 ops.append(SOp("lut", g, [where[(g.inputs[0], ("cal", g.inputs[0]))]], [new(g, key)], [key],
                                bounds=bounds.get(g.name, (-math.inf, math.inf))))
-        else:  # clamp (not fused), maxpool, concat: the same representation in and out
+        else:  # clamp (not fused), maxpool, pad, concat: the same representation in and out
             for key in keys:
                 inputs = [where[(i, key)] for i in g.inputs]
                 ops.append(SOp(g.kind, g, inputs, [new(g, key)], [key]))

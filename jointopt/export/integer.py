@@ -26,7 +26,8 @@ The other operations: ``quantize`` (float input → codes, exactly as the first 
 quantizer), ``add`` (both inputs rescaled to the output scale by 32-bit multipliers with a shared
 shift, one rounding), ``avgpool`` (int32 sum, one requantization), ``maxpool`` and ``clamp``
 (on the codes: exact), ``concat`` (channel blocks copied; every input already has the output's
-scale) and ``lut`` (any elementwise function as a 256-entry table from input code to output code).
+scale) and ``lut`` (any elementwise function as a 256-entry table from input code to output code) and ``pad``
+(zero point, or copies of the codes for reflect / replicate / circular).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from ..quant.packing import unpack_codes
 from ._fixed_point import requantize, round_to_codes
 
-__all__ = ["IntegerProgram", "QTensor", "Head", "QuantizeOp", "ConvOp", "AddOp", "AvgPoolOp", "MaxPoolOp",
+__all__ = ["IntegerProgram", "QTensor", "Head", "QuantizeOp", "ConvOp", "AddOp", "AvgPoolOp", "MaxPoolOp", "PadOp",
            "ClampOp", "ConcatOp", "LutOp", "run_reference", "build_program"]
 
 
@@ -181,6 +182,19 @@ class MaxPoolOp:
 
 
 @dataclass
+class PadOp:
+    """Spatial padding of the codes: zeros (the zero point), or copies (reflect, replicate, circular)."""
+
+    name: str
+    input: int
+    output: int
+    pads: Tuple[int, int, int, int]  # top, bottom, left, right
+    mode: str
+    in_shape: Tuple[int, int, int]
+    out_shape: Tuple[int, int, int]
+
+
+@dataclass
 class ClampOp:
     name: str
     input: int
@@ -206,7 +220,7 @@ class LutOp:
     table: np.ndarray  # int8 [256]
 
 
-Op = Union[QuantizeOp, ConvOp, AddOp, AvgPoolOp, MaxPoolOp, ClampOp, ConcatOp, LutOp]
+Op = Union[QuantizeOp, ConvOp, AddOp, AvgPoolOp, MaxPoolOp, PadOp, ClampOp, ConcatOp, LutOp]
 
 
 @dataclass
@@ -309,6 +323,13 @@ def run_reference(program: IntegerProgram, x) -> Tuple[np.ndarray, np.ndarray]:
         elif isinstance(op, MaxPoolOp):
             out = _window_sums(env[op.input], op, "max")
             env[op.output] = out.reshape((out.shape[0],) + tensors[op.output].shape)
+        elif isinstance(op, PadOp):
+            t = torch.from_numpy(env[op.input].reshape((-1,) + tuple(op.in_shape)).astype(np.float64))
+            top, bottom, left, right = op.pads
+            zero = tensors[op.input].zero
+            out = F.pad(t, (left, right, top, bottom), mode=op.mode, value=float(zero)) if op.mode == "constant" \
+                else F.pad(t, (left, right, top, bottom), mode=op.mode)
+            env[op.output] = out.numpy().astype(np.int64).reshape((t.shape[0],) + tensors[op.output].shape)
         elif isinstance(op, ClampOp):
             env[op.output] = np.clip(env[op.input], op.lo, op.hi)
         elif isinstance(op, ConcatOp):

@@ -24,7 +24,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, IntegerProgram, LutOp, MaxPoolOp, QuantizeOp)
+from ..errors import ExportError
+from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, IntegerProgram, LutOp, MaxPoolOp, PadOp,
+                      QuantizeOp)
 
 OPSET = 13
 MS_DOMAIN = "com.microsoft"
@@ -165,6 +167,16 @@ class _Graph:
             y = self.node("MaxPool", [self.planar(op.input, op.in_shape)], kernel_shape=list(op.kernel),
                           strides=list(op.stride), dilations=list(op.dilation),
                           pads=[op.padding[0], op.padding[1], op.padding[0], op.padding[1]])
+            self.out(op.output, y, op.out_shape)
+        elif isinstance(op, PadOp):
+            if op.mode == "circular":
+                raise ExportError(f"padding {op.name!r} is circular, which ONNX Pad has no mode for at opset {OPSET}; "
+                                  "export the c format for this network")
+            top, bottom, left, right = op.pads
+            pads = self.const("pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+            fill = self.qparams(op.input)[1]
+            mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}[op.mode]
+            y = self.node("Pad", [self.planar(op.input, op.in_shape), pads, fill], mode=mode)
             self.out(op.output, y, op.out_shape)
         elif isinstance(op, ClampOp):
             self.clip(self.read(op.input), op.lo, op.hi, op.output, self.tensor(op.output))

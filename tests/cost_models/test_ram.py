@@ -19,13 +19,17 @@ CHAINS = ["chain", "depthwise", "grouped", "flatten_linear", "digits_cnn"]
 
 @pytest.fixture(scope="module")
 def cases():
+    before = torch.get_num_threads()  # one thread while building; the process keeps its setting
     torch.set_num_threads(1)
-    out = {}
-    for case in BRANCHED + CHAINS:
-        net, frozen, x = mixed_frozen(case)
-        from jointopt.export.integer import build_program
+    try:
+        out = {}
+        for case in BRANCHED + CHAINS:
+            net, frozen, x = mixed_frozen(case)
+            from jointopt.export.integer import build_program
 
-        out[case] = (net, frozen, x, build_program(frozen, x[:8]).arena_bytes)
+            out[case] = (net, frozen, x, build_program(frozen, x[:8]).arena_bytes)
+    finally:
+        torch.set_num_threads(before)
     return out
 
 

@@ -23,14 +23,18 @@ CASES = ["digits_cnn"] + sorted(TOPOLOGIES) + ["extras"]
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """case → (frozen, batch, program, export directory, infer binary): exported and compiled once each."""
+    before = torch.get_num_threads()  # one thread while building; the process keeps its setting
     torch.set_num_threads(1)
-    out = {}
-    for case in CASES:
-        frozen, x = extras_frozen() if case == "extras" else mixed_frozen(case)[1:]
-        directory = tmp_path_factory.mktemp(case)
-        result = export(frozen, directory / "out", x, "c", options=ExportOptions(name="model"))
-        binary = compile_c(directory / "out", directory / "infer")
-        out[case] = (frozen, x, build_program(frozen, x), directory / "out", binary, result)
+    try:
+        out = {}
+        for case in CASES:
+            frozen, x = extras_frozen() if case == "extras" else mixed_frozen(case)[1:]
+            directory = tmp_path_factory.mktemp(case)
+            result = export(frozen, directory / "out", x, "c", options=ExportOptions(name="model"))
+            binary = compile_c(directory / "out", directory / "infer")
+            out[case] = (frozen, x, build_program(frozen, x), directory / "out", binary, result)
+    finally:
+        torch.set_num_threads(before)
     return out
 
 
@@ -148,3 +152,35 @@ def test_header_carries_the_preprocessing(tmp_path):
     done = subprocess.run([str(binary), "--raw", "32"], input=raw.tobytes(), capture_output=True, check=True)
     from_raw = np.array([np.float32(float(v)) for v in done.stdout.split()], dtype=np.float32)
     assert np.array_equal(from_raw, run_infer(binary, x).reshape(-1))
+
+
+class Padded(torch.nn.Module):
+    """Every padding convert turns into an explicit pad: reflect, replicate, circular, even-kernel 'same'."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 6, 3, padding=1, padding_mode="reflect")
+        self.b = torch.nn.Conv2d(6, 6, 3, padding=2, padding_mode="replicate", dilation=2)
+        self.c = torch.nn.Conv2d(6, 5, 4, padding="same")
+        self.d = torch.nn.Conv1d(5, 4, 3, padding=1, padding_mode="circular")
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.c(torch.relu(self.b(torch.relu(self.a(x))))))
+        return self.fc(torch.relu(self.d(x.mean(2))).mean(2))
+
+
+def test_padding_modes_run_bit_for_bit(tmp_path):
+    import jointopt
+
+    x = torch.randn(48, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    frozen = jointopt.convert(Padded().eval(), x[:8]).eval().set_mode("hard").freeze().eval()
+    result = export(frozen, tmp_path, x, "c")
+    program = build_program(frozen, x)
+    modes = sorted(op.mode for op in program.ops if type(op).__name__ == "PadOp")
+    assert modes == ["circular", "constant", "reflect", "replicate"]
+    got = run_infer(compile_c(tmp_path, tmp_path / "infer"), x)
+    want, _ = run_reference(program, x)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert result.verification["c"]["reference"]["top1_agreement"] >= 0.99

@@ -51,15 +51,19 @@ def extras_frozen(seed=0):
 @pytest.fixture(scope="module")
 def built():
     """case → (searchable, frozen, batch, program, integer logits): each network built once."""
+    before = torch.get_num_threads()  # one thread while building; the process keeps its setting
     torch.set_num_threads(1)
-    out = {}
-    for case in CASES:
-        net, frozen, x = mixed_frozen(case)
+    try:
+        out = {}
+        for case in CASES:
+            net, frozen, x = mixed_frozen(case)
+            program = build_program(frozen, x)
+            out[case] = (net, frozen, x, program, run_reference(program, x)[0])
+        frozen, x = extras_frozen()
         program = build_program(frozen, x)
-        out[case] = (net, frozen, x, program, run_reference(program, x)[0])
-    frozen, x = extras_frozen()
-    program = build_program(frozen, x)
-    out["extras"] = (None, frozen, x, program, run_reference(program, x)[0])
+        out["extras"] = (None, frozen, x, program, run_reference(program, x)[0])
+    finally:
+        torch.set_num_threads(before)
     return out
 
 

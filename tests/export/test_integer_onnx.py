@@ -26,13 +26,17 @@ def session(path, optimized=None):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    before = torch.get_num_threads()  # one thread while building; the process keeps its setting
     torch.set_num_threads(1)
-    out = {}
-    for case in CASES:
-        frozen, x = extras_frozen() if case == "extras" else mixed_frozen(case)[1:]
-        program = build_program(frozen, x)
-        path = write_onnx_int8(program, tmp_path_factory.mktemp(case) / "model.int8.onnx")
-        out[case] = (frozen, x, program, path)
+    try:
+        out = {}
+        for case in CASES:
+            frozen, x = extras_frozen() if case == "extras" else mixed_frozen(case)[1:]
+            program = build_program(frozen, x)
+            path = write_onnx_int8(program, tmp_path_factory.mktemp(case) / "model.int8.onnx")
+            out[case] = (frozen, x, program, path)
+    finally:
+        torch.set_num_threads(before)
     return out
 
 
@@ -70,3 +74,23 @@ def test_export_writes_and_verifies_it(tmp_path):
     check = result.verification["onnx_int8"]
     assert (tmp_path / "model.int8.onnx").exists() and check["ok"] and check["equal_to_reference"] >= 0.99
     assert "QLinearConv" in check["operators"] and "onnx_int8  onnxruntime integer kernels" in result.report()
+
+
+def test_padding_in_onnx_and_circular_refused(tmp_path):
+    import jointopt
+    from jointopt.errors import ExportError
+    from test_c_runtime import Padded
+
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    model = Padded().eval()
+    frozen = jointopt.convert(model, x[:8]).eval().set_mode("hard").freeze().eval()
+    with pytest.raises(ExportError, match="circular"):
+        export(frozen, tmp_path / "explicit", x, "onnx_int8")
+    result = export(frozen, tmp_path / "all", x, "all")
+    assert "circular" in result.verification["onnx_int8"]["skipped"] and result.verification["c"]["ok"]
+    model.d.padding_mode = "zeros"  # reflect, replicate and zeros remain: ONNX Pad has them
+    frozen = jointopt.convert(model, x[:8]).eval().set_mode("hard").freeze().eval()
+    program = build_program(frozen, x)
+    got = session(write_onnx_int8(program, tmp_path / "pad.onnx")).run(None, {"input": x.numpy()})[0]
+    assert (got == run_reference(program, x)[0]).all(1).mean() >= 0.99

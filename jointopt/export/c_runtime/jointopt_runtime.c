@@ -205,6 +205,35 @@ void jointopt_maxpool(const jointopt_pool_t *p, const int8_t *in, int8_t *out) {
     }
 }
 
+/* Source index of padded position i (i - before in the input's coordinates) along an axis of n. */
+static int32_t pad_source(int32_t i, int32_t n, int32_t mode) {
+    if (i >= 0 && i < n)
+        return i;
+    if (mode == 1) /* reflect: -1 -> 1, n -> n - 2 */
+        return i < 0 ? -i : 2 * (n - 1) - i;
+    if (mode == 2) /* replicate */
+        return i < 0 ? 0 : n - 1;
+    if (mode == 3) /* circular */
+        return ((i % n) + n) % n;
+    return -1; /* constant */
+}
+
+void jointopt_pad(const int8_t *in, int8_t *out, uint32_t c, uint32_t in_h, uint32_t in_w, uint32_t out_h,
+                  uint32_t out_w, uint32_t top, uint32_t left, int32_t mode, int32_t fill) {
+    uint32_t k, oy, ox;
+    for (k = 0; k < c; ++k) {
+        const int8_t *x = in + (size_t)k * in_h * in_w;
+        int8_t *y = out + (size_t)k * out_h * out_w;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t iy = pad_source((int32_t)oy - (int32_t)top, (int32_t)in_h, mode);
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t ix = pad_source((int32_t)ox - (int32_t)left, (int32_t)in_w, mode);
+                y[oy * out_w + ox] = (iy < 0 || ix < 0) ? (int8_t)fill : x[iy * (int32_t)in_w + ix];
+            }
+        }
+    }
+}
+
 void jointopt_clamp(const int8_t *in, int8_t *out, uint32_t n, int32_t lo, int32_t hi) {
     uint32_t i;
     for (i = 0; i < n; ++i)

@@ -71,6 +71,10 @@ void jointopt_add(const int8_t *a, int32_t za, const int8_t *b, int32_t zb, uint
 void jointopt_avgpool(const jointopt_pool_t *p, const int8_t *in, const jointopt_head_t *heads, uint32_t n_heads);
 /* Max pool on the codes (padding skipped). */
 void jointopt_maxpool(const jointopt_pool_t *p, const int8_t *in, int8_t *out);
+/* Padding of [c][in_h][in_w] by top/left (out_h x out_w): mode 0 fills the zero point `fill`,
+ * 1 reflects (without repeating the edge), 2 replicates the edge, 3 wraps around (circular). */
+void jointopt_pad(const int8_t *in, int8_t *out, uint32_t c, uint32_t in_h, uint32_t in_w, uint32_t out_h,
+                  uint32_t out_w, uint32_t top, uint32_t left, int32_t mode, int32_t fill);
 void jointopt_clamp(const int8_t *in, int8_t *out, uint32_t n, int32_t lo, int32_t hi);
 void jointopt_copy(const int8_t *in, int8_t *out, uint32_t n);
 /* out[i] = table[in[i] + 128] */

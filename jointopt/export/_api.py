@@ -54,6 +54,10 @@ class ExportOptions:
             ``raw``) and normalises it itself (``Sub`` mean, ``Mul`` 1/std, in float32 as the
             training pipeline); False: it takes the normalised input the PyTorch network takes.
             Every format records the preprocessing either way.
+        onnx_mixed: how the ONNX stores a layer with several weight widths: ``"smallest"``
+            (default: whichever of the two below makes the file smaller), ``"grouped"`` (one
+            INT4/UINT8 initializer per width, Concat + Gather back into channel order) or
+            ``"uint8"`` (every code in one UINT8 initializer). All give the same weights.
     """
 
     formats: Tuple[str, ...] = FORMATS
@@ -63,6 +67,7 @@ class ExportOptions:
     min_agreement: float = 0.999
     tie_tolerance: float = 0.02
     normalize_input: bool = True
+    onnx_mixed: str = "smallest"
 
     def __post_init__(self):
         object.__setattr__(self, "formats", parse_formats(self.formats))
@@ -72,6 +77,8 @@ class ExportOptions:
             raise ExportError(f"int2={self.int2!r}; choose native or int4")
         if not 0.0 <= self.min_agreement <= 1.0:
             raise ExportError(f"min_agreement={self.min_agreement} must be in [0, 1]")
+        if self.onnx_mixed not in ("smallest", "grouped", "uint8"):
+            raise ExportError(f"onnx_mixed={self.onnx_mixed!r}; choose smallest, grouped or uint8")
         if not 0.0 <= self.tie_tolerance < 1.0:
             raise ExportError(f"tie_tolerance={self.tie_tolerance} must be in [0, 1)")
 
@@ -131,7 +138,8 @@ def _onnx_lines(o: dict, source: str) -> List[str]:
     if "error" in opt:
         return lines + [f"       default settings: cannot run ({opt['note']})  not checked"]
     kernels = opt.get("kernels", {}).get("counts", {})
-    fused = (f"Q/DQ fused into {sum(kernels.values())} integer kernels "
+    count = sum(kernels.values())
+    fused = (f"Q/DQ fused into {count} integer kernel{'s' if count > 1 else ''} "
              f"({', '.join(f'{k} x{n}' for k, n in sorted(kernels.items()))})" if kernels
              else "no Q/DQ fusion formed: every layer runs in float")
     ties = opt.get("near_ties", 0)
@@ -222,7 +230,7 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
         if "onnx" in options.formats:
             normalize = pre is not None and options.normalize_input
             files["onnx"] = onnx_format.write_onnx(frozen, layers, x[:1], out / f"{options.name}.onnx", options.int2,
-                                                   options.opset, metadata, pre, normalize)
+                                                   options.opset, metadata, pre, normalize, options.onnx_mixed)
             onnx_x, onnx_expected = x, expected
             if normalize:  # the graph takes raw data: feed a raw batch, compare with PyTorch on its normalisation
                 onnx_x = pre.raw_from(x)

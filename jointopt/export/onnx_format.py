@@ -11,7 +11,8 @@ How it is built (no exporter writes 4-bit fake quantization):
    (default) or as native ``INT2`` (opset 25, ``int2="native"``), zero point 0 (omitted). The
    groups are put back in the original channel order with ``Concat`` + ``Gather`` (int32
    indices), whose output takes the name ``<layer>.weight`` — so every consumer of the weight is
-   unchanged and channel order is preserved.
+   unchanged and channel order is preserved. Where that is smaller (small mixed layers), a mixed
+   layer is instead one UINT8 initializer with every code in an 8-bit container.
 3. The data input of each Conv/Gemm/MatMul gets ``[Clip →] QuantizeLinear → DequantizeLinear`` at
    the layer's activation bits, in a UINT8 (unsigned) or INT8 (signed) container; the ``Clip`` to
    ``[lo·s, hi·s]`` narrows the range where the container is wider than the searched width (every
@@ -50,6 +51,7 @@ from .preprocessing import FORMULA, Preprocessing
 
 EXPORT_OPSET = 20  # the TorchScript exporter's newest opset; the model is converted up afterwards
 INT2_MODES = ("native", "int4")
+MIXED_MODES = ("smallest", "grouped", "uint8")  # how a layer of several widths is stored
 MAX_IR_VERSION = 13  # never above what onnxruntime 1.31 loads; opset 21 itself needs only IR 10
 UINT8_OFFSET = 128  # 8-bit weight codes are stored as code + 128 in UINT8 (see the module docstring)
 RAW_INPUT = "raw"
@@ -69,6 +71,11 @@ def _container(bits: int, int2: str):
     from onnx import TensorProto
 
     if bits <= 2 and int2 == "native":
+        if not hasattr(TensorProto, "INT2"):
+            import onnx
+
+            raise ExportError(f"int2='native' needs onnx >= 1.20 (INT2 tensors), this is onnx {onnx.__version__}; "
+                              "upgrade onnx or export with int2='int4'")
         return TensorProto.INT2, 2, 0
     if bits <= 4:
         return TensorProto.INT4, 4, 0
@@ -92,25 +99,31 @@ def _int_tensor(name: str, codes: np.ndarray, dtype, width: int, offset: int = 0
     return helper.make_tensor(name, dtype, list(codes.shape), vals=raw, raw=True)
 
 
-def _weight_nodes(layer: PackedLayer, int2: str):
-    """Initializers and nodes that compute ``<layer>.weight`` from integer groups (``<layer>.w<bits>``
-    codes, ``.scale``, ``.zp``; ``<layer>.w.order`` puts the channels back in order)."""
+def _dequantize(name: str, base: str, codes: np.ndarray, scale: np.ndarray, out: str, bits: int, int2: str):
+    """One integer initializer ``base`` (+ ``.scale``, ``.zp`` where not 0) and its per-channel DequantizeLinear."""
     from onnx import helper, numpy_helper
 
-    name, codes = layer.name, layer.codes()
+    dtype, width, offset = _container(bits, int2)
+    inits = [_int_tensor(base, codes, dtype, width, offset),
+             numpy_helper.from_array(scale.astype(np.float32), f"{base}.scale")]
+    inputs = [base, f"{base}.scale"]
+    if offset:  # zero point 0 is the default: only the offset one is stored
+        inits.append(_int_tensor(f"{base}.zp", np.zeros(len(codes), np.int64), dtype, width, offset))
+        inputs.append(f"{base}.zp")
+    return inits, [helper.make_node("DequantizeLinear", inputs, [out], name=f"{base}.dq", axis=0)]
+
+
+def _grouped(layer: PackedLayer, codes: np.ndarray, int2: str):
+    """One integer initializer per width, Concat, and Gather back into channel order."""
+    from onnx import helper, numpy_helper
+
+    name = layer.name
     inits, nodes, outputs, order = [], [], [], []
     for b in sorted(set(layer.bits.tolist()), reverse=True):
         index = np.flatnonzero(layer.bits == b)
-        dtype, width, offset = _container(int(b), int2)
-        base = f"{name}.w{b}"  # short names: they are a visible part of a small network's file
-        inits += [_int_tensor(base, codes[index], dtype, width, offset),
-                  numpy_helper.from_array(layer.scale[index].astype(np.float32), f"{base}.scale")]
-        inputs = [base, f"{base}.scale"]
-        if offset:  # zero point 0 is the default: only the offset one is stored
-            inits.append(_int_tensor(f"{base}.zp", np.zeros(len(index), np.int64), dtype, width, offset))
-            inputs.append(f"{base}.zp")
-        out = f"{name}.weight" if len(layer.bits) == len(index) else f"{base}.dq"
-        nodes.append(helper.make_node("DequantizeLinear", inputs, [out], name=f"{base}.dq", axis=0))
+        out = f"{name}.weight" if len(layer.bits) == len(index) else f"{name}.w{b}.dq"
+        more_inits, more_nodes = _dequantize(name, f"{name}.w{b}", codes[index], layer.scale[index], out, int(b), int2)
+        inits, nodes = inits + more_inits, nodes + more_nodes
         outputs.append(out)
         order.extend(index.tolist())
     if len(outputs) > 1:
@@ -121,6 +134,25 @@ def _weight_nodes(layer: PackedLayer, int2: str):
                   helper.make_node("Gather", [f"{name}.w.cat", f"{name}.w.order"], [f"{name}.weight"],
                                    name=f"{name}.w.order", axis=0)]
     return inits, nodes
+
+
+def _weight_nodes(layer: PackedLayer, int2: str, mixed: str = "smallest"):
+    """Initializers and nodes that compute ``<layer>.weight`` (exactly ``code · scale`` per channel).
+
+    A layer of one width is one initializer ``<layer>.w<bits>`` (+ ``.scale``, ``.zp``). A layer
+    of several widths is stored either grouped — one initializer per width, then Concat and Gather
+    (indices ``<layer>.w.order``) back into channel order — or, when that is smaller (small layers,
+    where the extra nodes and indices outweigh the narrower containers), as one UINT8 initializer
+    ``<layer>.wq`` holding every code in an 8-bit container: the same dequantized weights.
+    ``mixed="grouped"`` / ``"uint8"`` forces one of the two.
+    """
+    codes = layer.codes()
+    grouped = _grouped(layer, codes, int2)
+    if len(set(layer.bits.tolist())) == 1 or mixed == "grouped":
+        return grouped
+    single = _dequantize(layer.name, f"{layer.name}.wq", codes, layer.scale, f"{layer.name}.weight", 8, int2)
+    size = lambda parts: sum(p.ByteSize() for group in parts for p in group)
+    return single if mixed == "uint8" or size(single) <= size(grouped) else grouped
 
 
 def _act_nodes(layer: PackedLayer, source: str):
@@ -216,19 +248,22 @@ def _metadata(model, metadata: dict, pre: Optional[Preprocessing], normalize: bo
 
 def write_onnx(frozen, layers: List[PackedLayer], example: torch.Tensor, path: Union[str, Path],
                int2: str = "int4", opset=None, metadata: dict | None = None,
-               preprocessing: Optional[Preprocessing] = None, normalize: bool = True) -> Path:
+               preprocessing: Optional[Preprocessing] = None, normalize: bool = True, mixed: str = "smallest") -> Path:
     """Export ``frozen`` (whose packed layers are ``layers``) to ``path``; returns the path.
 
     Args:
         metadata: JSON-able facts, stored as the ``jointopt.metadata`` property.
         preprocessing: recorded as ``jointopt.preprocessing``; with ``normalize`` the graph takes
             raw data (input ``raw``) and normalises it itself.
+        mixed: storage of layers with several widths (see :func:`_weight_nodes`).
     """
     import onnx
     from onnx import helper, version_converter
 
     if int2 not in INT2_MODES:
         raise ExportError(f"int2={int2!r}; choose one of {', '.join(INT2_MODES)}")
+    if mixed not in MIXED_MODES:
+        raise ExportError(f"mixed={mixed!r}; choose one of {', '.join(MIXED_MODES)}")
     target = opset_for(layers, int2, opset)
     model = version_converter.convert_version(_float_graph(frozen, example), target)
     graph = model.graph
@@ -246,7 +281,7 @@ def write_onnx(frozen, layers: List[PackedLayer], example: torch.Tensor, path: U
         if weight not in initializers:
             raise ExportError(f"the ONNX exporter did not keep {weight!r} as an initializer; cannot quantize it")
         graph.initializer.remove(initializers[weight])
-        inits, weight_nodes = _weight_nodes(layer, int2)
+        inits, weight_nodes = _weight_nodes(layer, int2, mixed)
         new_inits += inits
         head += weight_nodes
         i, index = _compute_node(weight, nodes, consumers)

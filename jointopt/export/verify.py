@@ -18,6 +18,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
+from ..errors import ExportError
 from ..graph.freeze import frozen_layer_stats
 from .packing import PackedLayer, pack_network
 
@@ -44,6 +45,7 @@ def compare_outputs(reference: torch.Tensor, other, tie: float = 0.0) -> dict:
     return result
 
 
+MIN_ONNXRUNTIME = "1.19"  # the oldest that runs the default export (INT4 weights, opset 21, IR 10); see README
 # onnxruntime's integer kernels that Q/DQ fusion forms (the rest of an optimised graph runs in float)
 INTEGER_KERNELS = ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat",
                    "DynamicQuantizeMatMul", "MatMulNBits", "QLinearAdd", "QLinearMul", "QLinearConcat",
@@ -105,7 +107,14 @@ def verify_onnx(path, expected: torch.Tensor, x: torch.Tensor, min_agreement: fl
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    result = compare_outputs(expected, run_onnx(path, x, optimize=False))
+    try:
+        result = compare_outputs(expected, run_onnx(path, x, optimize=False))
+    except Exception as exc:  # onnxruntime raises its own exception types; too old a version is the usual cause
+        import onnxruntime
+
+        raise ExportError(f"onnxruntime {onnxruntime.__version__} cannot run the exported {str(path)!r} (opset "
+                          f"{model.opset_import[0].version}, IR {model.ir_version}): {str(exc).splitlines()[0][-160:]}; "
+                          f"jointopt's ONNX needs onnxruntime >= {MIN_ONNXRUNTIME} (>= 1.24 with int2='native')") from None
     result["ok"] = result["top1_agreement"] >= min_agreement
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -23,6 +23,9 @@ from jointopt.export import verify as verify_module
 from jointopt.export.verify import run_onnx
 from export_cases import frozen_layers
 
+# onnxruntime forms integer kernels from opset-21 Q/DQ graphs from 1.23 on (1.19-1.22 run them in float)
+FUSES = tuple(int(p) for p in ort.__version__.split(".")[:2]) >= (1, 23)
+
 
 @pytest.fixture(scope="module")
 def trained():
@@ -90,7 +93,7 @@ def test_default_settings_agree_on_a_trained_network(trained, tmp_path, bits):
     result = export(frozen, tmp_path, val, "onnx", preprocessing=data)
     path = tmp_path / "model.onnx"
     kernels = integer_weight_types(optimized_graph(path, tmp_path))
-    if bits == 8:
+    if bits == 8 and FUSES:
         assert sum(kernels.values()) >= 2  # the fused integer path really is exercised
     assert "INT8" not in kernels, kernels  # no uint8 x int8 kernel: those saturate on AVX2 without VNNI
     raw = data.test.x.float()
@@ -146,7 +149,7 @@ def test_verify_fails_when_the_default_settings_run_disagrees(trained, tmp_path,
         export(frozen, tmp_path, val, "onnx")
     lines = str(info.value).splitlines()
     default = next(l for l in lines if "default settings" in l)
-    assert default.rstrip().endswith("FAILED") and "QLinearConv" in default
+    assert default.rstrip().endswith("FAILED") and ("QLinearConv" in default or not FUSES)
     written = next(l for l in lines if "graph as written" in l)
     assert written.rstrip().endswith("ok")
 
@@ -154,13 +157,14 @@ def test_verify_fails_when_the_default_settings_run_disagrees(trained, tmp_path,
 def test_report_names_the_kernels_onnxruntime_formed(trained, tmp_path):
     """'Q/DQ fused into integer kernels' only when onnxruntime formed some; what it formed otherwise."""
     model, data, val, _ = trained
-    for bits, fused in ((8, True), (4, False)):
+    for bits, fused in ((8, FUSES), (4, False)):
         result = export(frozen_at(model, val, bits), tmp_path / str(bits), val, "onnx")
-        kernels = integer_weight_types(optimized_graph(tmp_path / str(bits) / "model.onnx", tmp_path))
-        assert bool(kernels) == fused
+        graph = optimized_graph(tmp_path / str(bits) / "model.onnx", tmp_path)
+        convs = sum(n.op_type == "QLinearConv" for n in graph.graph.node)
+        assert bool(integer_weight_types(graph)) == fused
         line = next(l for l in result.report().splitlines() if "default settings" in l)
         if fused:
-            assert "fused into" in line and f"QLinearConv x{kernels['UINT8']}" in line.replace("QGemm", "")
+            assert "fused into" in line and f"QLinearConv x{convs}" in line
         else:
             assert "no Q/DQ fusion" in line and "fused into" not in line
 

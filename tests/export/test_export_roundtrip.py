@@ -77,7 +77,7 @@ def test_round_trip_every_format(name, tmp_path):
 def test_onnx_weights_keep_channel_order(name, tmp_path):
     """Read each layer's reassembled weight out of the ONNX graph: it must be Q_bits(W) in the original order."""
     _, frozen, x = mixed_frozen(name)
-    export(frozen, tmp_path, x, "onnx")
+    export(frozen, tmp_path, x, "onnx", options=jointopt.export.ExportOptions(onnx_mixed="grouped"))
     model = onnx.load(str(tmp_path / "model.onnx"))
     layers = frozen_layers(frozen)
     assert any(len(set(m.bits.tolist())) > 1 for _, m in layers)  # groups really are re-assembled
@@ -111,10 +111,13 @@ def test_low_bit_activations_match_fake_quant(tmp_path):
         assert result.verification["onnx"]["top1_agreement"] >= 0.999
 
 
+@pytest.mark.skipif(tuple(int(p) for p in ort.__version__.split(".")[:2]) < (1, 24),
+                    reason="native INT2 (opset 25, IR 13) needs onnxruntime >= 1.24")
 def test_native_int2_option(tmp_path):
     _, frozen, x = mixed_frozen("residual")
     assert any((m.bits == 2).any() for _, m in frozen_layers(frozen))
-    result = export(frozen, tmp_path, x, "onnx", options=jointopt.export.ExportOptions(int2="native"))
+    result = export(frozen, tmp_path, x, "onnx", options=jointopt.export.ExportOptions(int2="native",
+                                                                                        onnx_mixed="grouped"))
     model = onnx.load(str(tmp_path / "model.onnx"))
     assert model.opset_import[0].version == 25
     assert onnx.TensorProto.INT2 in {t.data_type for t in model.graph.initializer}
@@ -164,3 +167,34 @@ def test_verification_failure_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(jointopt.ExportError, match="verification failed"):
         export(frozen, tmp_path, x, "npz")
     assert (tmp_path / "verify.json").exists()
+
+
+def all_eight_bit(frozen):
+    """The same pruned network with every kept channel at 8 bits (for size comparisons)."""
+    import copy
+
+    from jointopt.quant import init_step
+
+    other = copy.deepcopy(frozen)
+    with torch.no_grad():
+        for _, m in frozen_layers(other):
+            m.bits.fill_(8)
+            m.log_step.copy_(init_step(m.weight.detach(), 8).log().reshape(m.log_step.shape))
+    return other
+
+
+@pytest.mark.parametrize("name", ["chain", "depthwise", "flatten_linear", "dscnn"])
+def test_mixed_width_onnx_is_not_larger_than_the_8_bit_one(name, tmp_path):
+    """Small mixed layers would pay more for Concat + Gather + per-width nodes than the narrow codes save."""
+    from jointopt.export import ExportOptions
+
+    _, frozen, x = mixed_frozen(name)
+    sizes, outputs = {}, {}
+    for mode in ("smallest", "grouped", "uint8"):
+        export(frozen, tmp_path / mode, x, "onnx", options=ExportOptions(onnx_mixed=mode))
+        sizes[mode] = (tmp_path / mode / "model.onnx").stat().st_size
+        outputs[mode] = run_onnx(tmp_path / mode / "model.onnx", x, optimize=False)
+    export(all_eight_bit(frozen), tmp_path / "eight", x, "onnx")
+    eight = (tmp_path / "eight" / "model.onnx").stat().st_size
+    assert sizes["smallest"] <= min(sizes["grouped"], sizes["uint8"], eight), (sizes, eight)
+    assert np.array_equal(outputs["grouped"], outputs["uint8"]) and np.array_equal(outputs["smallest"], outputs["uint8"])

@@ -54,10 +54,12 @@ class ExportOptions:
             ``raw``) and normalises it itself (``Sub`` mean, ``Mul`` 1/std, in float32 as the
             training pipeline); False: it takes the normalised input the PyTorch network takes.
             Every format records the preprocessing either way.
-        onnx_mixed: how the ONNX stores a layer with several weight widths: ``"smallest"``
-            (default: whichever of the two below makes the file smaller), ``"grouped"`` (one
-            INT4/UINT8 initializer per width, Concat + Gather back into channel order) or
-            ``"uint8"`` (every code in one UINT8 initializer). All give the same weights.
+        onnx_mixed: how the ONNX stores a layer with several weight widths: ``"grouped"``
+            (default: one INT4/UINT8 initializer per width, Concat + Gather back into channel
+            order; onnxruntime runs the layer in float), ``"uint8"`` (every code in one UINT8
+            initializer: smaller for small layers, and onnxruntime fuses it into an integer
+            kernel whose coarse int32 bias flips a few more near ties) or ``"smallest"`` (per
+            layer, whichever of the two is smaller). All store the same weights.
     """
 
     formats: Tuple[str, ...] = FORMATS
@@ -67,7 +69,7 @@ class ExportOptions:
     min_agreement: float = 0.999
     tie_tolerance: float = 0.02
     normalize_input: bool = True
-    onnx_mixed: str = "smallest"
+    onnx_mixed: str = "grouped"
 
     def __post_init__(self):
         object.__setattr__(self, "formats", parse_formats(self.formats))

@@ -76,7 +76,8 @@ class Preprocessing:
             raise ExportError(f"preprocessing: std must be > 0 in every channel, got {list(std)}")
         if self.layout not in LAYOUTS.values():
             raise ExportError(f"preprocessing: layout {self.layout!r}; choose one of {', '.join(LAYOUTS.values())}")
-        low, high = _floats(self.raw_range, "raw_range") if len(tuple(self.raw_range)) == 2 else (1.0, 0.0)
+        bounds = _floats(self.raw_range, "raw_range")
+        low, high = bounds if len(bounds) == 2 else (1.0, 0.0)
         if not low <= high:
             raise ExportError(f"preprocessing: raw_range must be [min, max] with min <= max, got {self.raw_range!r}")
         if not isinstance(self.raw_dtype, str) or not hasattr(torch, self.raw_dtype) \

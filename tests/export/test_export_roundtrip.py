@@ -185,7 +185,8 @@ def all_eight_bit(frozen):
 
 @pytest.mark.parametrize("name", ["chain", "depthwise", "flatten_linear", "dscnn"])
 def test_mixed_width_onnx_is_not_larger_than_the_8_bit_one(name, tmp_path):
-    """Small mixed layers would pay more for Concat + Gather + per-width nodes than the narrow codes save."""
+    """Small mixed layers pay more for Concat + Gather + per-width nodes than the narrow codes save:
+    onnx_mixed="smallest" stores them in one UINT8 initializer, never larger than the 8-bit file."""
     from jointopt.export import ExportOptions
 
     _, frozen, x = mixed_frozen(name)
@@ -198,3 +199,15 @@ def test_mixed_width_onnx_is_not_larger_than_the_8_bit_one(name, tmp_path):
     eight = (tmp_path / "eight" / "model.onnx").stat().st_size
     assert sizes["smallest"] <= min(sizes["grouped"], sizes["uint8"], eight), (sizes, eight)
     assert np.array_equal(outputs["grouped"], outputs["uint8"]) and np.array_equal(outputs["smallest"], outputs["uint8"])
+    # the default (grouped) file carries no dead weight: no zero points of 0, int32 channel order,
+    # no intermediate shapes
+    export(frozen, tmp_path / "default", x, "onnx")
+    model = onnx.load(str(tmp_path / "default" / "model.onnx"))
+    inits = {t.name: t for t in model.graph.initializer}
+    assert (tmp_path / "default" / "model.onnx").stat().st_size == sizes["grouped"]
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and len(node.input) == 3:  # a weight
+            assert onnx.numpy_helper.to_array(inits[node.input[2]]).any(), node.name
+    orders = [t for name, t in inits.items() if name.endswith(".order")]
+    assert orders and all(t.data_type == onnx.TensorProto.INT32 for t in orders)
+    assert len(model.graph.value_info) == 0

@@ -1,7 +1,7 @@
-"""Pareto front: full studies on Fashion-MNIST/ResNet-8 and synthetic KWS/DS-CNN, each <= 30 min on 2 cores.
+"""Pareto front: full studies on Fashion-MNIST/ResNet-8 and synthetic KWS/DS-CNN, three seeds each, on 2 cores.
 
-    python -m benchmarks front                         # both studies, results in benchmarks/results/front.*
-    python -m benchmarks.front --only fashion_mnist    # one of them (the other's recorded result is kept)
+    python -m benchmarks front                         # both studies x seeds 0 1 2, results in benchmarks/results/front.*
+    python -m benchmarks.front --only fashion_mnist --seeds 1    # one study, one seed (the others' records are kept)
     python -m benchmarks.front --from-run runs/bench-front/fashion_mnist-...   # re-analyse a finished run
     python -m benchmarks.front --only synthetic_kws --trials 2 --set search.epochs=3 --results /tmp/x  # smoke
 
@@ -12,6 +12,10 @@ y = validation accuracy / 100); its hypervolume is taken against the reference p
 y = 0). "Iso-accuracy" against a uniform baseline means the smallest trial network whose validation
 accuracy is at least the baseline's minus 0.5 points; its test accuracy is reported next to the
 baseline's. The keyword-spotting data are a synthetic substitute (espeak-ng voices, not people).
+
+A seed changes everything that is random: the validation split, the warm-up's initial weights and
+batches, the trials' batches. Each study is recorded per seed; the summary gives the mean and the
+range over the seeds. Records of earlier code (``earlier`` in front.json) are kept and shown last.
 """
 from __future__ import annotations
 
@@ -24,7 +28,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import datetime
 import json
-import math
 import platform
 import subprocess
 import sys
@@ -48,6 +51,8 @@ HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
 KWS_SPEAKERS = 1000
 LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
 
+SEEDS = (0, 1, 2)
+TARGETS = {"w8": 55.0, "w4": 25.0}  # issue 12: mean reduction at iso-accuracy (validation) over the seeds, in %
 BENCHES = {
     "fashion_mnist": {"config": "configs/fashion_mnist_resnet8.yaml", "title": "Fashion-MNIST / ResNet-8",
                       "targets": {"reduction_vs_w8_pct": 47.5, "beats_w4": True}},
@@ -107,10 +112,49 @@ def analyse(summary: dict) -> dict:
            "baselines": {k: {"val_acc": b["val_acc"], "test_acc": b["test_acc"], "cost": b["costs"].get(target),
                              "cost_norm": b["costs"][target] / w8 if target in b["costs"] else None}
                          for k, b in baselines.items()},
-           "iso_accuracy": {}}
+           "iso_accuracy": {}, "relaxation": relaxation(results)}
     for name, b in uniform.items():
         out["iso_accuracy"][name] = {"val": iso_accuracy(results, b, target, "val_acc"),
                                      "test_selected": iso_accuracy(results, b, target, "test_acc")}
+    return out
+
+
+def relaxation(results: List[dict]) -> Optional[dict]:
+    """Soft-hard validation gap and selector entropy at freeze time, over the trials that recorded them."""
+    rows = [r["search"] for r in results if (r.get("search") or {}).get("soft_hard_gap") is not None]
+    if not rows:
+        return None
+    gaps = [x["soft_hard_gap"] for x in rows]
+    return {"trials": len(rows), "gap_mean": sum(gaps) / len(gaps), "gap_abs_max": max(abs(g) for g in gaps),
+            "entropy_mean": sum(x["selector_entropy"] for x in rows) / len(rows)}
+
+
+def summarise(per_seed: Dict[str, dict]) -> dict:
+    """Mean and range over seeds of the figures the issue judges; a seed with no iso-accuracy trial counts as missing."""
+    def stat(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return {"mean": sum(values) / len(values), "min": min(values), "max": max(values), "n": len(values)}
+
+    studies = list(per_seed.values())
+    out = {"seeds": sorted(per_seed, key=int), "iso": {}, "hypervolume": {}, "baselines": {}}
+    for name in ("w8", "w4", "w2"):
+        isos = [(s["analysis"]["iso_accuracy"].get(name) or {}).get("val") for s in studies]
+        out["iso"][name] = {"reduction_pct": stat([i["reduction_pct"] if i else None for i in isos]),
+                            "test_delta": stat([i["test_delta"] if i else None for i in isos]),
+                            "missing": sum(i is None for i in isos)}
+        base = [s["analysis"]["baselines"].get(name) for s in studies]
+        out["baselines"][name] = {k: stat([b[k] if b else None for b in base]) for k in ("val_acc", "test_acc")}
+    for key in ("front_val", "front_test", "uniform_val", "uniform_test"):
+        out["hypervolume"][key] = stat([s["analysis"]["hypervolume"][key] for s in studies])
+    out["soft_hard_gap"] = stat([(s["analysis"].get("relaxation") or {}).get("gap_mean") for s in studies])
+    out["entropy"] = stat([(s["analysis"].get("relaxation") or {}).get("entropy_mean") for s in studies])
+    out["wall_s"] = stat([(s.get("timing") or {}).get("total_s") for s in studies])
+    out["targets"] = {name: {"target_pct": want, "mean_pct": (out["iso"][name]["reduction_pct"] or {}).get("mean"),
+                             "met": out["iso"][name]["missing"] == 0 and out["iso"][name]["reduction_pct"] is not None
+                             and out["iso"][name]["reduction_pct"]["mean"] >= want}
+                      for name, want in TARGETS.items()}
     return out
 
 
@@ -190,7 +234,7 @@ def kws_root(data_dir: Optional[str], speakers: int) -> Path:
     return root
 
 
-def run_bench(name: str, args) -> dict:
+def run_bench(name: str, args, seed: int = 0) -> dict:
     import torch
 
     import jointopt
@@ -199,7 +243,7 @@ def run_bench(name: str, args) -> dict:
 
     spec = BENCHES[name]
     config = Config.from_yaml(REPO / spec["config"])
-    overrides = list(args.set or [])
+    overrides = [f"seed={seed}", *(args.set or [])]
     if args.trials:
         overrides.append(f"tuner.trials={args.trials}")
     if name == "synthetic_kws":
@@ -216,7 +260,7 @@ def run_bench(name: str, args) -> dict:
     if name == "synthetic_kws":
         data_note += f"; a {args.kws_speakers}-speaker corpus under {config.data.root}"
     del data
-    run_dir = Path(args.runs) / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(args.runs) / f"{name}-seed{seed}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     load_start = [round(v, 2) for v in os.getloadavg()]
     timer = Timer()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -225,7 +269,7 @@ def run_bench(name: str, args) -> dict:
     timer.close()
     env = json.loads((run_dir / "environment.json").read_text())
     dataset = json.loads((run_dir / "dataset.json").read_text())
-    return {"bench": name, "title": spec["title"], "config": spec["config"], "overrides": overrides,
+    return {"bench": name, "seed": seed, "title": spec["title"], "config": spec["config"], "overrides": overrides,
             "run_dir": str(run_dir), "date_utc": started.isoformat(timespec="seconds"),
             "dataset": dataset, "data_root": config.data.root, "data_note": data_note, "schedule": schedule(config),
             "timing": timer.summary(end), "load_average_start": load_start,
@@ -237,44 +281,6 @@ def run_bench(name: str, args) -> dict:
             "targets": check_targets(analyse(summary), spec["targets"])}
 
 
-def repeat_trials(study: dict, lambdas: List[float]) -> List[dict]:
-    """Run single trials at fixed λ on a finished study's warm-up and baselines (another trial seed).
-
-    The spread between a repeat and the study's trial at (about) the same λ is the run-to-run noise
-    that an iso-accuracy comparison has to live with at this budget.
-    """
-    import shutil
-
-    from jointopt.config import Config
-    from jointopt.tune.study import Study
-
-    run = Path(study["run_dir"])
-    config = Config.from_yaml(run / "config.yaml")
-    target = study["analysis"]["target"]
-    trials = json.loads((run / "front.json").read_text())["results"] if (run / "front.json").exists() else []
-    out = []
-    for lam in lambdas:
-        scratch = run.parent / f"{run.name}-repeat" / f"lambda-{lam:g}"
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        (scratch / "warmup").mkdir(parents=True)
-        for f in (run / "warmup").glob("*"):
-            if f.suffix in (".pt", ".json"):
-                shutil.copy2(f, scratch / "warmup" / f.name)
-        shutil.copy2(run / "baselines.json", scratch / "baselines.json")
-        summary = Study(config, scratch, fixed_lambda=lam, argv=[sys.executable, *sys.argv]).run()
-        r = summary["results"][0]
-        near = min(trials, key=lambda t: abs(math.log(t["params"]["lambda"] / lam))) if trials else None
-        out.append({"lambda": lam, "run_dir": str(scratch), "val_acc": r["val_acc"], "test_acc": r["test_acc"],
-                    "cost": r["costs"][target],
-                    "study_trial": None if near is None else {
-                        "trial": near["trial"], "lambda": near["params"]["lambda"], "val_acc": near["val_acc"],
-                        "test_acc": near["test_acc"], "cost": near["costs"][target]}})
-        print(f"repeat lambda {lam:g}: val {r['val_acc']:.2f} test {r['test_acc']:.2f} cost {r['costs'][target]:.0f}",
-              file=sys.stderr)
-    return out
-
-
 def schedule(config) -> dict:
     c = config
     return {"threads": c.threads, "batch_size": c.data.batch_size, "limit_train": c.data.limit_train,
@@ -283,7 +289,9 @@ def schedule(config) -> dict:
             **{p: {"epochs": getattr(c, p).epochs, "max_steps": getattr(c, p).max_steps} for p in
                ("warmup", "search", "finetune")},
             "selector_lr": c.search.selector_lr, "temperature_decay": c.search.temperature_decay,
-            "keep_init": c.space.keep_init}
+            "selector_travel": c.search.selector_travel, "final_temperature": c.search.final_temperature,
+            "hard_fraction": c.search.hard_fraction, "distill": c.finetune.distill, "keep_init": c.space.keep_init,
+            "seed": c.seed}
 
 
 def log_timing(run: Path) -> Optional[dict]:
@@ -322,7 +330,7 @@ def from_run(path: str) -> dict:
     name = json.loads((run / "dataset.json").read_text())["name"]  # the bench names are the data-set names
     spec = BENCHES.get(name, {"title": name, "config": "?", "targets": {}})
     config = Config.from_yaml(run / "config.yaml")
-    return {"bench": name, "title": spec["title"], "config": spec["config"], "run_dir": str(run),
+    return {"bench": name, "seed": config.seed, "title": spec["title"], "config": spec["config"], "run_dir": str(run),
             "dataset": json.loads((run / "dataset.json").read_text()), "schedule": schedule(config),
             "timing": log_timing(run), "timing_source": "the run's search.log (1 s resolution, no load samples)",
             "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"]),
@@ -352,10 +360,33 @@ def _hist(h: dict) -> str:
     return " ".join(f"{b}b:{n}" for b, n in sorted(((int(b), n) for b, n in h.items()), reverse=True))
 
 
+def _lambda_text(sch: dict) -> str:
+    lo, hi = sch["lambda"]
+    return "found from the trials" if lo is None else f"{lo:g}..{hi:g}"
+
+
+def _schedule_text(sch: dict) -> str:
+    if sch.get("temperature_decay") is None and sch.get("selector_lr") is None:
+        search = (f"selectors Adam at {sch.get('selector_travel')}/steps, T 1 -> {sch.get('final_temperature')} per step, "
+                  f"last {100 * sch.get('hard_fraction', 0):.0f} % of the steps straight-through hard")
+    else:
+        search = f"selector lr {sch['selector_lr']}, T x exp(-{sch['temperature_decay']}) per search epoch"
+    return (f"warm-up {sch['warmup']['epochs']} epochs x {sch['warmup']['max_steps'] or 'all'} steps; "
+            f"{sch['trials']} trials ({sch['sampler']} sampler, lambda {_lambda_text(sch)}), "
+            f"each search {sch['search']['epochs']} x {sch['search']['max_steps'] or 'all'} steps + fine-tune "
+            f"{sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps at batch {sch['batch_size']}"
+            f"{' with distillation' if sch.get('distill') else ''}; uniform baselines "
+            f"{', '.join(f'w{b}' for b in sch['baselines'])} fine-tuned for "
+            f"{sch['search']['epochs'] + sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps; "
+            f"{search}; {sch['threads']} threads")
+
+
 def render_study(r: dict) -> str:
     a, t, sch = r["analysis"], r.get("timing"), r["schedule"]
     ds = r["dataset"]
-    lines = [f"## {r['title']}" + (" (earlier run)" if r.get("superseded") else ""), ""]
+    level = "###" if r.get("seed") is not None else "##"
+    seed = f", seed {r['seed']}" if r.get("seed") is not None else ""
+    lines = [f"{level} {r['title']}{seed}" + (" (earlier run)" if r.get("superseded") else ""), ""]
     if r.get("superseded"):
         lines += [f"*{r['superseded']}*", ""]
     if ds.get("substitute"):
@@ -368,14 +399,7 @@ def render_study(r: dict) -> str:
                                                              "sessions)" if mm.get("jointopt_uncommitted_changes") else ""))
     lines += [f"- config: `{r['config']}`" + (f", overrides `{' '.join(r['overrides'])}`" if r.get("overrides") else ""),
               f"- run directory: `{r['run_dir']}`" + (f", started {r['date_utc']}" if r.get("date_utc") else ""),
-              f"- schedule: warm-up {sch['warmup']['epochs']} epochs x {sch['warmup']['max_steps'] or 'all'} steps; "
-              f"{sch['trials']} trials ({sch['sampler']} sampler, lambda {sch['lambda'][0]:g}..{sch['lambda'][1]:g}), "
-              f"each search {sch['search']['epochs']} x {sch['search']['max_steps'] or 'all'} steps + fine-tune "
-              f"{sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps at batch {sch['batch_size']}; "
-              f"uniform baselines {', '.join(f'w{b}' for b in sch['baselines'])} fine-tuned for "
-              f"{sch['search']['epochs'] + sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps; "
-              f"selector lr {sch['selector_lr']}, T x exp(-{sch['temperature_decay']}) per search epoch, "
-              f"{sch['threads']} threads",
+              f"- schedule: {_schedule_text(sch)}",
               f"- data: {ds['name']}, input {ds['input_shape']}, {ds['num_classes']} classes" +
               (f"; {r['data_note']}" if r.get("data_note") else "")]
     if t:
@@ -453,44 +477,93 @@ def render_study(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stat(x, fmt="{:.1f}", unit="") -> str:
+    if not x:
+        return "—"
+    if x["n"] == 1 or x["min"] == x["max"]:
+        return fmt.format(x["mean"]) + unit
+    return f"{fmt.format(x['mean'])}{unit} ({fmt.format(x['min'])}..{fmt.format(x['max'])})"
+
+
+def render_summary(name: str, bench: dict) -> List[str]:
+    sm = bench["summary"]
+    lines = [f"## {bench['title']}: {len(sm['seeds'])} seeds ({', '.join(map(str, sm['seeds']))})", "",
+             "Mean over the seeds, (min..max) in brackets. Iso-accuracy is selected on validation; a seed where no "
+             "trial is within 0.5 points counts as missing.", "",
+             "| vs uniform | reduction at iso-accuracy | test acc difference (trial − uniform), points | seeds with none |",
+             "|---|---:|---:|---:|"]
+    for w in ("w8", "w4", "w2"):
+        iso = sm["iso"][w]
+        lines.append(f"| {w} | **{_stat(iso['reduction_pct'], unit=' %')}** | {_stat(iso['test_delta'], '{:+.2f}')} | "
+                     f"{iso['missing']} |")
+    hv = sm["hypervolume"]
+    lines += ["", f"- hypervolume (validation): joint **{_stat(hv['front_val'], '{:.4f}')}**, uniform points alone "
+              f"{_stat(hv['uniform_val'], '{:.4f}')}; on test: {_stat(hv['front_test'], '{:.4f}')} vs "
+              f"{_stat(hv['uniform_test'], '{:.4f}')}",
+              "- uniform baselines, validation / test accuracy %: " + "; ".join(
+                  f"{w} {_stat(sm['baselines'][w]['val_acc'], '{:.2f}')} / {_stat(sm['baselines'][w]['test_acc'], '{:.2f}')}"
+                  for w in ("w8", "w4", "w2")),
+              f"- relaxation at freeze (mean over a study's trials): soft − hard validation accuracy "
+              f"{_stat(sm['soft_hard_gap'], '{:+.2f}', ' points')}, selector entropy {_stat(sm['entropy'], '{:.3f}')} "
+              f"(1 = uniform choice, 0 = one-hot)",
+              f"- wall time per study: {_stat({k: v / 60 if k != 'n' else v for k, v in sm['wall_s'].items()} if sm['wall_s'] else None, unit=' min')}",
+              ""]
+    for w, t in sm["targets"].items():
+        got = "—" if t["mean_pct"] is None else f"{t['mean_pct']:.1f} %"
+        lines.append(f"- target: a trial >= {t['target_pct']:g} % smaller than uniform {w} at iso-accuracy, mean over "
+                     f"the seeds: {got} -> **{'met' if t['met'] else 'NOT met'}**")
+    return lines + [""]
+
+
 def render(record: dict) -> str:
     m = record["machine"]
     head = ["# Pareto front: joint pruning + channel-wise mixed precision, memory target", "",
             f"- last command: `{record['command']}`",
             f"- machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['platform']}, OMP_WAIT_POLICY="
-            f"{m['omp_wait_policy']}; shared with other users, so wall times include contention (load below)",
-            ]
-    studies = list(record["studies"].values())
-    if studies and studies[0].get("versions"):
-        v = studies[0]["versions"]
-        head.append(f"- versions: python {v['python']}, torch {v['torch']}, optuna {v['optuna']}, numpy {v['numpy']}, "
-                    f"jointopt {v['jointopt']}")
-    head += ["", "Iso-accuracy: the smallest trial network whose **validation** accuracy is at least the uniform "
-             "network's minus 0.5 points (the uniform networks are trained by the same study with the same budget "
-             "as a trial: search + fine-tune epochs of fine-tuning from the same warm-up); the test accuracies of "
-             "both are shown next to it. A second row selects on test accuracy instead (optimistic, for reference).",
-             ""]
-    head += ["| study | lambda range | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | "
-             "reduction vs w8 at iso-acc | reduction vs w4 at iso-acc (negative = larger) | wall time | mean 1-min load |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in studies:
-        a, t = s["analysis"], s.get("timing")
-        iso = {k: (a["iso_accuracy"].get(k) or {}).get("val") for k in ("w8", "w4")}
-        cell = {k: "none" if v is None else f"{v['reduction_pct']:.1f} % (trial {v['trial']})" for k, v in iso.items()}
-        wall = f"{t['total_s'] / 60:.1f} min" if t else "—"
-        load = (t.get("load_1min_during") or {}).get("mean", "—") if t else "—"
-        lam = s["schedule"]["lambda"]
-        head.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {lam[0]:g}..{lam[1]:g} | "
-                    f"{a['trials']} | {len(a['front'])} | "
-                    f"{a['hypervolume']['front_val']:.4f} / {a['hypervolume']['front_test']:.4f} | "
-                    f"{a['hypervolume']['uniform_val']:.4f} | {cell['w8']} | {cell['w4']} | {wall} | {load} |")
-    head.append("")
-    return "\n".join(head) + "\n" + "\n".join(render_study(s) for s in studies)
+            f"{m['omp_wait_policy']}; shared with other users, so wall times include contention (load below)", "",
+            "Iso-accuracy: the smallest trial network whose **validation** accuracy is at least the uniform "
+            "network's minus 0.5 points (the uniform networks are trained by the same study with the same budget "
+            "as a trial: search + fine-tune epochs of fine-tuning from the same warm-up, with the same quantizers); "
+            "the test accuracies of both are shown next to it. A second row selects on test accuracy instead "
+            "(optimistic, for reference).", ""]
+    body = []
+    for name, bench in record.get("benches", {}).items():
+        body += render_summary(name, bench)
+        body += [render_study(bench["seeds"][k]) for k in sorted(bench["seeds"], key=int)]
+    earlier = list(record.get("earlier", {}).values())
+    if earlier:
+        body += ["# Earlier runs (before the search-quality work: symmetric max-scaled weight quantizer, "
+                 "per-epoch temperature, SGD selectors, hand-set lambda range)", "",
+                 "| study | lambda range | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | "
+                 "reduction vs w8 at iso-acc | reduction vs w4 at iso-acc (negative = larger) | wall time |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in earlier:
+            a, t = s["analysis"], s.get("timing")
+            iso = {k: (a["iso_accuracy"].get(k) or {}).get("val") for k in ("w8", "w4")}
+            cell = {k: "none" if v is None else f"{v['reduction_pct']:.1f} % (trial {v['trial']})" for k, v in iso.items()}
+            wall = f"{t['total_s'] / 60:.1f} min" if t else "—"
+            body.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {_lambda_text(s['schedule'])} | "
+                        f"{a['trials']} | {len(a['front'])} | {a['hypervolume']['front_val']:.4f} / "
+                        f"{a['hypervolume']['front_test']:.4f} | {a['hypervolume']['uniform_val']:.4f} | {cell['w8']} | "
+                        f"{cell['w4']} | {wall} |")
+        body.append("")
+        body += [render_study(s) for s in earlier]
+    return "\n".join(head + body) + "\n"
+
+
+def _migrate(previous: dict) -> dict:
+    """A record written before the per-seed format: its studies become ``earlier``."""
+    if "benches" in previous or not previous:
+        return previous
+    earlier = {k if k != name else f"{name} (before issue 12)": v
+               for k, v in previous.get("studies", {}).items() for name in [v.get("bench", k)]}
+    return {**previous, "benches": {}, "earlier": earlier}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks front", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this study (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="seeds to run (default 0 1 2)")
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench-front"), help="where the run directories go")
     parser.add_argument("--results", default=str(RESULTS), help="where front.json / front.md go")
     parser.add_argument("--data-dir", default=None, help="data root (default $JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
@@ -498,13 +571,9 @@ def main(argv=None) -> int:
                         help="size of the synthetic keyword corpus (100 = the library's default corpus)")
     parser.add_argument("--trials", type=int, default=None, help="override tuner.trials")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override (repeatable)")
-    parser.add_argument("--from-run", action="append", metavar="RUN", help="re-analyse finished run directories")
-    parser.add_argument("--key", default=None, help="with --from-run: record it under this name (e.g. an older run)")
-    parser.add_argument("--note", default=None, help="with --from-run: a note shown under the study's heading")
+    parser.add_argument("--from-run", action="append", metavar="RUN", help="re-analyse finished run directories "
+                        "(recorded under their data set and seed)")
     parser.add_argument("--render-only", action="store_true", help="only rewrite front.md from front.json")
-    parser.add_argument("--repeat", type=float, nargs="+", metavar="LAMBDA",
-                        help="run single trials at these lambdas on the recorded study's warm-up and baselines "
-                             "(with --only): how much one trial varies with its seed")
     args = parser.parse_args(argv)
 
     import torch
@@ -512,40 +581,62 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    previous = json.loads((out / "front.json").read_text()) if (out / "front.json").exists() else {}
-    record = {"benchmark": "front", "command": " ".join(["python -m benchmarks.front", *(argv or sys.argv[1:])]),
-              "machine": machine(), "studies": dict(previous.get("studies", {}))}
+    previous = _migrate(json.loads((out / "front.json").read_text()) if (out / "front.json").exists() else {})
+    record = {"benchmark": "front", "version": 2,
+              "command": " ".join(["python -m benchmarks.front", *(argv if argv is not None else sys.argv[1:])]),
+              "machine": machine(), "benches": dict(previous.get("benches", {})),
+              "earlier": dict(previous.get("earlier", {}))}
     if args.render_only:
         record = previous
-    elif args.repeat:
-        for name in args.only or list(BENCHES):
-            if name not in record["studies"]:
-                parser.error(f"--repeat: no recorded {name!r} study in {out / 'front.json'}; run it first")
-            record["studies"][name]["repeats"] = repeat_trials(record["studies"][name], args.repeat)
-    elif args.from_run:
-        for path in args.from_run:
-            result = from_run(path)
-            if args.note:
-                result["superseded"] = args.note
-            key = args.key or result["bench"]
-            before = record["studies"].get(key, {})
-            if before.get("timing") and Path(before.get("run_dir", "")).resolve() == Path(path).resolve():
-                for k in ("timing", "timing_source"):  # the live timing (with load samples) is the better one
-                    result.pop(k, None)
-            record["studies"][key] = {**before, **result}
     else:
-        for name in args.only or list(BENCHES):
-            result = run_bench(name, args)
-            result["command"] = record["command"]
-            record["studies"][name] = result
-            t = result["timing"]
-            print(f"{name}: {t['total_s']:.0f} s total (warm-up {t['warmup_s']:.0f} s, {len(t['trials_s'])} trials "
-                  f"{t['trial_mean_s']:.0f} s each), load {result['load_average_start']} -> "
-                  f"{result['load_average_end']}", file=sys.stderr)
-    (out / "front.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    (out / "front.md").write_text(render(record))
+        results = []
+        if args.from_run:
+            results = [from_run(path) for path in args.from_run]
+        else:
+            for name in args.only or list(BENCHES):
+                for seed in args.seeds:
+                    result = run_bench(name, args, seed)
+                    result["command"] = record["command"]
+                    t = result["timing"]
+                    print(f"{name} seed {seed}: {t['total_s']:.0f} s total (warm-up {t['warmup_s']:.0f} s, "
+                          f"{len(t['trials_s'])} trials {t['trial_mean_s']:.0f} s each), load "
+                          f"{result['load_average_start']} -> {result['load_average_end']}", file=sys.stderr)
+                    _take_in(record, out)  # studies run side by side share one front.json
+                    _store(record, result)
+                    _write(out, record)  # every finished study is kept, even if a later one fails
+        for result in results:
+            _store(record, result)
+        _take_in(record, out)
+    _write(out, record)
     print(f"wrote {out / 'front.json'} and {out / 'front.md'}")
     return 0
+
+
+def _take_in(record: dict, out: Path) -> None:
+    """Take in the studies other runs wrote to ``out``/front.json meanwhile (the newer study of a seed wins)."""
+    if not (out / "front.json").exists():
+        return
+    on_disk = _migrate(json.loads((out / "front.json").read_text()))
+    for name, bench in on_disk.get("benches", {}).items():
+        mine = record["benches"].setdefault(name, bench)
+        for seed, study in bench.get("seeds", {}).items():
+            if study.get("date_utc", "") > mine["seeds"].get(seed, {}).get("date_utc", ""):
+                mine["seeds"][seed] = study
+        mine["summary"] = summarise(mine["seeds"])
+
+
+def _store(record: dict, result: dict) -> None:
+    name = result["bench"]
+    bench = record["benches"].setdefault(name, {"title": result["title"], "config": result["config"], "seeds": {}})
+    bench["seeds"][str(result.get("seed", result["schedule"].get("seed", 0)))] = result
+    bench["summary"] = summarise(bench["seeds"])
+
+
+def _write(out: Path, record: dict) -> None:
+    from jointopt.train.checkpoint import atomic_write_text
+
+    atomic_write_text(out / "front.json", json.dumps(record, indent=2, default=str) + "\n")
+    atomic_write_text(out / "front.md", render(record))
 
 
 if __name__ == "__main__":

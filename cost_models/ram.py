@@ -89,6 +89,10 @@ class RamCost(CostModel):
             shapes, value_of = _recorded_shapes(gm)
         return cls(structure(gm, shapes, value_of))
 
+    def bind(self, network) -> "RamCost":
+        """The study binds ``ram`` to each trial's network, so ``--target ram`` is exact on any graph."""
+        return self if self.structure is not None else type(self).for_network(network)
+
     def layer_cost(self, layer: LayerStats) -> torch.Tensor:
         """What one layer needs while it runs: its input, its output and one channel's weight codes."""
         return _in_bytes(layer) + _out_bytes(layer) + _scratch_bytes(layer)

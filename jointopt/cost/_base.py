@@ -118,6 +118,15 @@ class CostModel:
             return torch.zeros(())
         return torch.stack([torch.as_tensor(c, dtype=torch.float32) for c in costs]).sum()
 
+    def bind(self, network) -> "CostModel":
+        """This model for one network: a model that needs the network's graph, not only per-layer
+        statistics (``ram``: which tensors are alive together), returns a copy that knows it.
+
+        The study calls it once per trial with the searchable network (what ``convert`` returns);
+        the bound model must also accept that network's frozen layers. Default: ``self``.
+        """
+        return self
+
     def format(self, value: float) -> str:
         """``value`` in raw units → a short human string (e.g. ``"59.1 kB"``)."""
         unit = self.display_unit or self.unit

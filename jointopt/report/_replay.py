@@ -44,6 +44,8 @@ def write_tensorboard(run, log_cost: bool = False) -> List[str]:
         emit("phase_start", phase="search", data={"epochs": len(history) or 1})
         allocations = {h["epoch"]: h["layers"] for h in history}
         for row in run.metrics(trial):
+            if row.get("phase") == "freeze":  # the end of the search, not an epoch: result.json has it too
+                continue
             _epoch(listener, trial, row)
             if row.get("phase") == "search" and row.get("epoch") in allocations:
                 emit("allocation", phase="search", epoch=row["epoch"], data={"layers": allocations[row["epoch"]]})

@@ -103,6 +103,9 @@ def final_metrics(result: dict) -> Dict[str, float]:
         out["final/kept_pct"] = 100.0 * float(result["kept_fraction"])
     if "mean_bits" in result:
         out["final/mean_bits"] = float(result["mean_bits"])
+    for key, value in (result.get("search") or {}).items():  # the relaxation at freeze time (soft-hard gap, entropy)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"final/search/{safe_tag(key)}"] = float(value)
     return out
 
 

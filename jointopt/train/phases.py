@@ -175,6 +175,10 @@ class TrialRunner:
         self._emit("resumed", phase, saved["epoch"], from_epoch=saved["epoch"] + 1)
         return saved["epoch"] + 1
 
+    def bind_costs(self, net: SearchableNetwork) -> None:
+        """Bind the cost models to this trial's network (see :meth:`CostModel.bind`)."""
+        self.cost_models = {name: model.bind(net) for name, model in self.cost_models.items()}
+
     def example_batch(self) -> torch.Tensor:
         x, _ = next(self.dataset.batches("train", min(256, len(self.dataset.train)), device=self.device))
         return x
@@ -188,6 +192,7 @@ class TrialRunner:
         warm = copy.deepcopy(warm).to(self.device).eval()
         space = cfg.space.build(cfg.search.sampling)
         net = convert(warm, self.example_batch(), space)
+        self.bind_costs(net)
         net.temperature = cfg.search.temperature
         if self.resume_state and self.resume_state.get("phase") == "finetune":
             net.load_state_dict(self.resume_state["searchable"])  # the search had finished

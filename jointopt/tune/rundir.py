@@ -71,19 +71,29 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 class MetricsWriter:
-    """Appends every epoch event of a trial to ``trials/<n>/metrics.jsonl``."""
+    """Appends every epoch event of a trial to ``trials/<n>/metrics.jsonl``.
+
+    The end of a search adds one row with ``"phase": "freeze"`` at the kept epoch: validation accuracy
+    in soft and in hard (argmax) mode, their gap and the selector entropy when the allocation was frozen.
+    """
 
     def __init__(self, run: Path):
         self.run = Path(run)
 
     def __call__(self, event: Event) -> None:
-        if event.kind != "epoch" or event.trial is None:
+        if event.trial is None:
+            return
+        if event.kind == "epoch":
+            row = {"phase": event.phase, "epoch": event.epoch, "time": round(event.time, 3), **event.data}
+        elif event.kind == "phase_end" and event.phase == "search" and "soft_hard_gap" in event.data:
+            data = dict(event.data)
+            row = {"phase": "freeze", "epoch": data.pop("best_epoch", None), "time": round(event.time, 3), **data}
+        else:
             return
         # baselines (uniform widths) are announced with trial = -bits
         folder = trial_dir(self.run, event.trial) if event.trial >= 0 else self.run / "baselines" / f"w{-event.trial}"
         path = folder / "metrics.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        row = {"phase": event.phase, "epoch": event.epoch, "time": round(event.time, 3), **event.data}
         with open(path, "a") as f:
             f.write(json.dumps(row) + "\n")
 

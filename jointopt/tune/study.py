@@ -229,6 +229,7 @@ class Study:
         runner = TrialRunner(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
         space = SearchSpace(weight_bits=(bits,), act_bits=(max(cfg.space.act_bits),))
         net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space).eval().set_mode("hard")
+        runner.bind_costs(net)
         frozen = runner.finetune(net.freeze(), warm, cfg.seed)
         val_acc, _ = evaluate(frozen, dataset, "val", cfg.data.eval_batch_size, self.device)
         test_acc, _ = evaluate(frozen, dataset, "test", cfg.data.eval_batch_size, self.device)

@@ -96,16 +96,29 @@ def test_a_search_step_can_target_ram(cases):
     net.zero_grad()
 
 
+@pytest.mark.parametrize("case", BRANCHED)
+def test_the_registered_model_bound_to_a_network_is_exact(case, cases):
+    """What the study does with every cost model of a trial: ``bind`` it to the trial's network."""
+    net, frozen, _, arena = cases[case]
+    registered = jointopt.get_cost_model("ram")
+    bound = registered.bind(net)
+    assert bound is not registered and registered.structure is None
+    assert float(net.cost(bound, hard=True)) == arena
+    assert float(bound.network_cost(frozen_layer_stats(frozen))) == arena
+    assert bound.bind(net) is bound
+
+
 def test_a_study_targets_ram_and_records_the_arena(tmp_path):
-    """``cost.target: ram`` end to end: every trial's recorded ram is its exported arena (a chain network)."""
+    """``cost.target: ram`` end to end on ResNet-8 (shortcuts): every trial's recorded ram is its exported arena."""
     import json
 
     from jointopt.export import export
     from jointopt.tune.trials import load_trial
     from tiny import tiny_config
 
-    summary = jointopt.search(tiny_config(cost={"target": "ram", "report": ["memory"]}, tuner={"trials": 2}),
-                              tmp_path / "run", progress=False)
+    config = tiny_config(model={"name": "resnet8", "kwargs": {"input_shape": [1, 8, 8]}},
+                         cost={"target": "ram", "report": ["memory"]}, tuner={"trials": 2})
+    summary = jointopt.search(config, tmp_path / "run", progress=False)
     assert summary["front"] and all(r["costs"]["ram"] > 0 for r in summary["results"])
     trial = summary["front"][0]["trial"]
     _, frozen, result = load_trial(tmp_path / "run", trial)
@@ -113,3 +126,5 @@ def test_a_study_targets_ram_and_records_the_arena(tmp_path):
     exported = export(frozen, tmp_path / "c", x, "c")
     assert exported.verification["c"]["arena_bytes"] == result["costs"]["ram"]
     assert json.loads((tmp_path / "c" / "verify.json").read_text())["c"]["ram_cost_bytes"] == result["costs"]["ram"]
+    chain = float(RamCost().network_cost(frozen_layer_stats(frozen)))  # what an unbound model would have said
+    assert chain < result["costs"]["ram"]

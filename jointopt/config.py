@@ -150,6 +150,10 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     tuner: TunerConfig = field(default_factory=TunerConfig)
+    # which method runs the trials (`jointopt methods`), and one section of knobs per method:
+    # methods.<name>, checked by that method's own options (jointopt.methods.resolve_sections)
+    method: str = "joint"
+    methods: Dict[str, Any] = field(default_factory=dict)
     version: int = CONFIG_VERSION
 
     # -- construction -------------------------------------------------------------------------
@@ -248,6 +252,9 @@ class Config:
             raise ConfigError("data.batch_size must be >= 1")
         if not 0 < self.data.val_fraction < 1:
             raise ConfigError(f"data.val_fraction={self.data.val_fraction} must be in (0, 1)")
+        from .methods import resolve_sections  # a method's options import its module (torch): not at module level
+
+        self.methods = resolve_sections(self)
 
 
 def _build(cls, data: Any, where: str):

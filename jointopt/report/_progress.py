@@ -119,8 +119,9 @@ class Progress:
             self._print("warm-up: training the float network once; every trial starts from it")
 
     def _on_phase_end(self, e) -> None:
-        if e.phase == "warmup":
-            self._print(f"warm-up: done, val {e.data['val_acc']:.2f}%")
+        if e.phase == "warmup":  # a trial's own float training (method pai) is announced with its trial
+            where = "warm-up" if e.trial is None else f"trial {e.trial}: float training"
+            self._print(f"{where}: done, val {e.data['val_acc']:.2f}%")
 
     def _on_baseline(self, e) -> None:
         cost = e.data.get("costs", {}).get(self.target)
@@ -153,7 +154,7 @@ class Progress:
         started = self._trial_started.pop(e.trial, e.time)
         self._durations.append(float(r.get("time_s") or e.time - started))
         self.done = max(self.done + 1, completed_trials(self.run_dir))
-        self._print(f"trial {e.trial:>3} done ({self.done}/{self.trials}): λ={r['params']['lambda']:.3g}  "
+        self._print(f"trial {e.trial:>3} done ({self.done}/{self.trials}): {params_text(r.get('params', {}))}  "
                     f"val {r['val_acc']:.2f}%  test {r['test_acc']:.2f}%  {self.target} "
                     f"{r['cost_display'][self.target]}  kept {100 * r.get('kept_fraction', 1):.0f}%  "
                     f"[{r['time_s']:.0f}s]")
@@ -162,6 +163,15 @@ class Progress:
         if self.live:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+def params_text(params: dict) -> str:
+    """``λ=0.274`` for the joint search; every parameter of other methods (``keep=0.5 bits=4``)."""
+    shown = {k: v for k, v in params.items() if v is not None and not (k == "lambda2" and v == 0.0)}
+    if set(shown) <= {"lambda"} and "lambda" in shown:
+        return f"λ={shown['lambda']:.3g}"
+    return " ".join(f"{'λ' if k == 'lambda' else k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in shown.items())
 
 
 def progress_listener(stream=None, quiet: bool = False) -> Progress:

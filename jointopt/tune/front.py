@@ -34,21 +34,29 @@ def front_table(front: List[dict], target: str, baselines: Optional[Dict[str, di
     """A text table: one row per front point, plus the uniform baselines for comparison."""
     model = get_cost_model(target)
     w8 = (baselines or {}).get("w8")
-    lines = [f"{'trial':>5}  {'lambda':>8}  {'val acc':>7}  {'test acc':>8}  {target + ' (' + (model.display_unit or model.unit) + ')':>14}"
-             f"  {'vs w8':>7}  kept  weight bits (channels)"]
+    # the joint search's trials differ by λ; other methods' by their own parameters (keep, bits, ...)
+    by_lambda = all("lambda" in r["params"] for r in front)
+    shown = {r["trial"]: f"{r['params']['lambda']:>8.3g}" if by_lambda else _params(r["params"]) for r in front}
+    width = max([8] + [len(v) for v in shown.values()])
+    lines = [f"{'trial':>5}  {'lambda' if by_lambda else 'params':>{width}}  {'val acc':>7}  {'test acc':>8}  "
+             f"{target + ' (' + (model.display_unit or model.unit) + ')':>14}  {'vs w8':>7}  kept  weight bits (channels)"]
     for r in front:
         cost = r["costs"][target]
         vs = f"{100 * (cost / w8['costs'][target] - 1):+6.1f}%" if w8 else "   n/a"
-        lines.append(f"{r['trial']:>5}  {r['params'].get('lambda', float('nan')):>8.3g}  {r['val_acc']:>6.2f}%"
+        lines.append(f"{r['trial']:>5}  {shown[r['trial']]:>{width}}  {r['val_acc']:>6.2f}%"
                      f"  {r['test_acc']:>7.2f}%  {cost * model.display_scale:>14.4g}  {vs:>7}"
                      f"  {100 * r.get('kept_fraction', 1):3.0f}%  {_hist(r)}")
     if baselines:
         lines.append("baselines (uniform, activations 8 bit; float = the warm-up network):")
         for name, b in baselines.items():
             cost = b["costs"].get(target)
-            shown = f"{cost * model.display_scale:>14.4g}" if cost is not None else f"{'—':>14}"
-            lines.append(f"{name:>5}  {'':>8}  {b['val_acc']:>6.2f}%  {b['test_acc']:>7.2f}%  {shown}")
+            text = f"{cost * model.display_scale:>14.4g}" if cost is not None else f"{'—':>14}"
+            lines.append(f"{name:>5}  {'':>{width}}  {b['val_acc']:>6.2f}%  {b['test_acc']:>7.2f}%  {text}")
     return "\n".join(lines)
+
+
+def _params(params: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items() if v is not None)
 
 
 def front_csv(front: List[dict], target: str) -> str:

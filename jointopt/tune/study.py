@@ -19,7 +19,6 @@ from ..train.checkpoint import atomic_write_text
 from ..space import SearchSpace
 from . import rundir
 from .front import front_csv, front_table, pareto_front
-from .plan import BOUNDS as LAMBDA_BOUNDS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,6 +86,10 @@ class Study:
         self.storage_url = storage or f"sqlite:///{(self.run_dir / rundir.STUDY_DB).resolve()}"
         self.resume = resume
         self.argv = argv
+        from ..methods import get_method
+
+        self.method = get_method(config.method)  # how each trial is chosen and run (`jointopt methods`)
+        self.method.check(config, fixed_lambda)
         self._prepare_dir()
         self.bus = EventBus([rundir.MetricsWriter(self.run_dir), rundir.LogWriter(self.run_dir), *listeners])
         self.device = resolve_device(config.device)
@@ -292,19 +295,8 @@ class Study:
         cfg = self.config
 
         def objective(trial) -> tuple:
-            if self.fixed_lambda is not None:
-                lam = trial.suggest_float("lambda", self.fixed_lambda, self.fixed_lambda)
-            elif cfg.tuner.lambda_min is None:
-                lam = trial.suggest_float("lambda", *LAMBDA_BOUNDS, log=True)
-            else:
-                lam = trial.suggest_float("lambda", cfg.tuner.lambda_min, cfg.tuner.lambda_max, log=True)
+            params = self.method.suggest(trial, self)  # the joint search: λ (and λ2, T decay) from the sampler
             reason = getattr(self.sampler, "reasons", {}).get(trial.number)
-            if reason:
-                trial.set_user_attr("lambda_reason", reason)
-            lam2 = trial.suggest_float("lambda2", cfg.cost.second_lambda_min, cfg.cost.second_lambda_max, log=True) \
-                if cfg.cost.second else 0.0
-            decay = trial.suggest_float("temperature_decay", 0.01, 0.2, log=True) \
-                if cfg.tuner.tune_temperature_decay else None
             trial.set_user_attr("host", socket.gethostname())
             trial.set_user_attr("pid", os.getpid())
             tdir = rundir.trial_dir(self.run_dir, trial.number)
@@ -320,7 +312,8 @@ class Study:
                 runner.resume_state = load_checkpoint(previous)
                 trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
                                                      "epoch": runner.resume_state["epoch"]})
-            result = runner.run(warm, lam, lam2, decay)
+            result = self.method.run(runner, warm, params)
+            result["method"] = self.method.name
             save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
             save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())
             result["input_shape"] = list(self.input_shape)
@@ -353,7 +346,7 @@ class Study:
         return out
 
     SUMMARY_KEYS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "kept_fraction",
-                    "mean_bits", "bits_histogram", "time_s")
+                    "mean_bits", "bits_histogram", "time_s", "method")
 
     @classmethod
     def result_summary(cls, result: dict) -> dict:

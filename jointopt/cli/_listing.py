@@ -169,6 +169,20 @@ def _describe_cost_model(name: str):
     return unit or None, description, ""
 
 
+def method_rows(**_) -> List[dict]:
+    from ..methods._registry import list_methods, method_knobs, method_summary
+
+    rows = []
+    for name in list_methods():
+        try:
+            description = method_summary(name)
+        except Exception as exc:  # a broken plug-in must not hide the others
+            description = f"cannot load: {type(exc).__name__}: {exc}"
+        rows.append({"name": name, "section": method_knobs(name),
+                     "description": description})
+    return rows
+
+
 register_listing(Listing("models", "zoo models", (("input_shape", "input"), ("num_classes", "classes"),
                                                   ("dataset", "data set")), model_rows,
                          "jointopt inspect NAME; model.name in a config; jointopt.create_model(NAME)"))
@@ -176,3 +190,5 @@ register_listing(Listing("datasets", "data sets", (), dataset_rows,
                          "jointopt data prepare NAME; data.name in a config; jointopt.get_dataset(NAME)", note="state"))
 register_listing(Listing("cost_models", "cost models", (("unit", "unit"), ("source", "from")), cost_model_rows,
                          "jointopt search --target NAME / --cost-model NAME; cost.target in a config"))
+register_listing(Listing("methods", "search methods", (("section", "knobs"),), method_rows,
+                         "jointopt search --method NAME; method: NAME in a config"))

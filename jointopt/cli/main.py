@@ -17,7 +17,7 @@ from typing import List, Optional
 
 from ..errors import JointoptError
 
-SUBCOMMANDS = ["search", "export", "report", "inspect", "listing", "cost_models", "data"]
+SUBCOMMANDS = ["search", "export", "report", "inspect", "listing", "methods", "cost_models", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

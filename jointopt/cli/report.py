@@ -61,6 +61,14 @@ def run(args) -> int:
                          compare=args.compare, labels=args.label or None, out=args.out,
                          tensorboard=not args.no_tensorboard)
     target = args.target or data.target
+    compared = None
+    if args.compare:  # the same runs, labels and target as compare.png
+        from ..report import load_run as _load
+        from ..report._compare import compare_table, summary_table
+        from ..report._pareto import run_labels
+
+        runs = [data, *(_load(c) for c in args.compare)]
+        compared = (runs, list(args.label) if args.label else run_labels(runs), target)
     written = [p for p in [files.pareto_png, files.pareto_csv, files.compare_png, files.compare_csv, files.html]
                if p is not None]
     command = tensorboard_command(args.run, data.config, trials=len(data.results))
@@ -69,11 +77,18 @@ def run(args) -> int:
 
         print_json({"run": str(args.run), "target": target, "trials": len(data.results), "front": files.front,
                     "baselines": data.baselines, "files": [str(p) for p in written + files.allocations],
-                    "tensorboard_runs": files.tensorboard, "tensorboard": command})
+                    "tensorboard_runs": files.tensorboard, "tensorboard": command,
+                    **({"compare": _compare_json(*compared)} if compared else {})})
         return 0
     print(f"Pareto front of {args.run}: {len(files.front)} of {len(data.results)} trials, target {target}"
           f" (accuracy in %):")
     print(text_table(trials_table(data, files.front, target)) if files.front else "  (no completed trials yet)")
+    if compared:
+        print(f"\nFronts compared on {target} (accuracy in %; hypervolume of cost / uniform w8 × accuracy, "
+              "reference point (1.1, 0)):")
+        print(text_table(summary_table(*compared)))
+        print()
+        print(text_table(compare_table(*compared)))
     print("\nwrote:")
     for path in written:
         print(f"  {path}")
@@ -83,3 +98,11 @@ def run(args) -> int:
         print(f"  TensorBoard runs: {', '.join(files.tensorboard)} (under {Path(args.run) / 'tb'})")
     print(f"\nopen {files.html} in a browser, or run:\n  {command}")
     return 0
+
+
+def _compare_json(runs, names, target) -> list:
+    from ..report._compare import run_hypervolume
+
+    return [{"label": name, "run": str(run.path), "method": run.method, "trials": len(run.results),
+             "hypervolume_val": run_hypervolume(run, target), "hypervolume_test": run_hypervolume(run, target, "test_acc"),
+             "front": run.front(target)} for run, name in zip(runs, names)]

@@ -20,6 +20,7 @@ examples:
   jointopt search --config configs/cifar10_resnet8.yaml --data-dir ~/data --device cuda
   jointopt search --target latency --cost-model mpic
   jointopt search --lambda 2.0                     # one trial with a fixed strength
+  jointopt search --method magnitude --out runs/mag  # another method's trials (`jointopt methods`)
   jointopt search --set search.epochs=30 --set data.batch_size=64
   jointopt search --out runs/a --resume            # continue an interrupted study
   jointopt search --out runs/shared --storage postgresql://user@db/jointopt   # one of many workers
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("search", help="run the study and print the Pareto front (the main job)",
                               description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="YAML config (default: the built-in quickstart)")
+    p.add_argument("--method", metavar="NAME",
+                   help="how the trials are made (default from the config: joint): " + _method_names() +
+                        "; `jointopt methods` explains each; knobs: --set methods.NAME.KEY=VALUE")
     p.add_argument("--target", metavar="MODEL",
                    help="cost model to minimise (default from the config: memory): memory, bitops, macs, mpic, ne16, "
                         "module:Class, file.py:Class, a LUT file, or 'latency' (= the first --cost-model, default mpic)")
@@ -60,6 +64,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _method_names() -> str:
+    from ..methods._registry import BUILTINS
+
+    return ", ".join(BUILTINS)
+
+
 def resolve_config(args):
     from ..config import Config
     from ..tune import quickstart_config
@@ -68,6 +78,8 @@ def resolve_config(args):
         config = Config.from_yaml(Path(args.out) / "config.yaml")
     else:
         config = Config.from_yaml(args.config) if args.config else quickstart_config()
+    if getattr(args, "method", None):  # first, so that --set methods.NAME.KEY sees the method's section
+        config = config.override([f"method={args.method}"])
     sets = list(args.set)
     if args.target == "latency":
         sets.append(f"cost.target={args.cost_model[0] if args.cost_model else 'mpic'}")

@@ -73,11 +73,13 @@ def _key_to_markers(ax, runs: Sequence[RunData], target: str) -> None:
 
 
 def run_labels(runs: Sequence[RunData]) -> List[str]:
-    """``name (target memory)``; the parent folder is added where names repeat."""
+    """``name (target memory)``, ``name (magnitude, target memory)`` for a method other than the joint
+    search; the parent folder is added where names repeat."""
     names = [run.name for run in runs]
     if len(set(names)) < len(names):
         names = [f"{run.path.resolve().parent.name}/{run.name}" for run in runs]
-    return [f"{n} (target {run.target})" for n, run in zip(names, runs)]
+    return [f"{n} ({'' if run.method == 'joint' else run.method + ', '}target {run.target})"
+            for n, run in zip(names, runs)]
 
 
 def _draw_run(ax, run: RunData, target: str, unit: CostUnit, acc: str, color, label: Optional[str]) -> List[dict]:

@@ -39,6 +39,11 @@ class RunData:
                    (self.results[0].get("target") if self.results else "memory"))
 
     @property
+    def method(self) -> str:
+        """The method that made the trials (``jointopt methods``); runs before methods existed are ``joint``."""
+        return str(self.config.get("method") or "joint")
+
+    @property
     def cost_names(self) -> List[str]:
         """Costs every trial reports, the study's target first."""
         names = [self.target] + [n for r in self.results for n in r.get("costs", {})]

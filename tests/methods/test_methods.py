@@ -159,32 +159,29 @@ def test_pai_prunes_at_initialisation_before_training(tmp_path_factory, saliency
         assert sum(row["phase"] == "warmup" for row in rows) == config.warmup.epochs  # trained once, from scratch
 
 
-def test_a_method_of_your_own_is_one_class_and_one_registration(tmp_path_factory, monkeypatch):
-    from jointopt.methods import Method, _registry, fix_bits, fix_gates, fixed, register_method
+def test_the_readme_method_is_one_class_and_one_registration(tmp_path_factory, monkeypatch):
+    """The README's "Add a method" example, as written, registered and run: its trials are real."""
+    import re
+    from pathlib import Path
 
+    from jointopt.methods import _registry, register_method
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme[readme.index("### Add a method"):], re.S)[0]
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
     monkeypatch.setattr(_registry, "_INSTANCES", {})
-
-    class HalfWidth(Method):
-        """Every layer at the second-widest width, no pruning."""
-
-        name, summary = "half_width", "every weight one width narrower than the widest"
-
-        def suggest(self, trial, study):
-            return {"step": fixed(trial, "step", 1)}
-
-        def allocate(self, runner, net, warm, params, seed):
-            widths = sorted(b for b in runner.config.space.weight_bits if b > 0)
-            fix_gates(net)
-            fix_bits(net, widths[-1 - params["step"]])
-
-    register_method(HalfWidth)
+    register_method(scope["Half"])
     try:
-        assert "half_width" in list_methods()
-        config, run, summary = study(tmp_path_factory, "half_width")
+        assert "half" in list_methods()
+        config, run, summary = study(tmp_path_factory, "half")
+        assert config.methods["half"] == {"keep": [0.3, 1.0]}
         check_trials_are_real(config, run, summary)
-        assert all(r["bits_histogram"] == {4: 90} or r["bits_histogram"] == {"4": 90} for r in summary["results"])
+        for r in summary["results"]:
+            assert set(map(int, r["bits_histogram"])) == {4} and r["kept_fraction"] < 1
+            assert r["search"] == {"note": "what result.json → search records"}
     finally:
-        _registry._REGISTRY._entries.pop("half_width", None)
+        _registry._REGISTRY._entries.pop("half", None)
 
 
 def test_unknown_method_and_bad_knobs_fail_before_training(tmp_path):

@@ -1,0 +1,229 @@
+"""Methods compared: every registered method on Fashion-MNIST/ResNet-8 and synthetic KWS/DS-CNN, one sitting.
+
+    python -m benchmarks methods                                  # both benchmarks, every method, seed 0
+    python -m benchmarks methods --only fashion_mnist --methods joint,magnitude,random
+    python -m benchmarks methods --smoke                          # a tiny budget: does it run? (not the benchmark)
+
+Per benchmark, each method runs a whole study (``jointopt search --method NAME`` on the benchmark's
+config: same data, model, cost models, step budget per trial and number of trials; ``uniform``
+runs one trial per width of the search space). The float warm-up network and the uniform w8/w4/w2
+baselines are trained once, by the first method, and copied into the other methods' run directories
+(they do not depend on the method), so every front is measured against the same networks.
+
+For each method the table gives, as ``benchmarks/front.py`` defines them: the smallest memory at
+iso-accuracy with uniform w8 and with uniform w4 (the smallest trial whose **validation** accuracy is
+at least the baseline's minus 0.5 points; its test accuracy beside the baseline's), the hypervolume
+of its trials in the plane (memory / memory of w8, accuracy / 100) up to (1.1, 0), and the wall time
+of its trials (its own work: the shared warm-up and baselines are reported once). One
+``report --compare`` figure per benchmark overlays every method's front.
+
+Results: ``benchmarks/results/methods.{json,md}`` and ``methods_<bench>.png``; with ``--smoke``,
+``methods_smoke.*`` — a check that the code runs end to end, whose numbers mean nothing.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: shared cores
+
+import argparse
+import datetime
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+try:  # run as part of the benchmarks package, or as a script
+    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, machine, schedule
+except ImportError:
+    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, machine, schedule
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+KWS_SPEAKERS = 1000
+# a budget that only checks that every method runs end to end on the real data and models
+SMOKE = ["warmup.epochs=1", "warmup.max_steps=20", "search.epochs=1", "search.max_steps=8", "finetune.epochs=1",
+         "finetune.max_steps=8", "data.limit_train=2000", "tuner.trials=2", "tuner.baselines=[8,4]",
+         "methods.sensitivity.eval_samples=300"]
+
+
+def method_overrides(method: str, config, args) -> List[str]:
+    """What a method needs besides ``method=NAME``: uniform runs one trial per width of the search space."""
+    if method == "uniform" and not args.trials:
+        return [f"tuner.trials={len([b for b in config.space.weight_bits if b > 0])}"]
+    return []
+
+
+def run_method(bench: str, method: str, args, shared: Optional[Path], stamp: str) -> dict:
+    from jointopt.config import Config
+    from jointopt.tune.study import Study
+
+    spec = BENCHES[bench]
+    base = [f"seed={args.seed}", *(SMOKE if args.smoke else []), *(args.set or [])]
+    if args.trials:
+        base.append(f"tuner.trials={args.trials}")
+    if bench == "synthetic_kws":
+        base.append(f"data.root={kws_root(args.data_dir, args.kws_speakers)}")
+    elif args.data_dir:
+        base.append(f"data.root={args.data_dir}")
+    config = Config.from_yaml(REPO / spec["config"]).override([f"method={method}"])
+    overrides = [o for o in base if not o.startswith("methods.") or o.startswith(f"methods.{method}.")]
+    config = config.override(overrides)
+    extra = method_overrides(method, config, args)
+    config = config.override(extra) if extra else config
+    run_dir = Path(args.runs) / f"{bench}-seed{args.seed}-{stamp}" / method
+    if shared is not None:  # the warm-up network and the uniform baselines of the first method's study
+        (run_dir / "warmup").mkdir(parents=True, exist_ok=True)
+        for file in (shared / "warmup").glob("*.*"):
+            if file.suffix in (".pt", ".json"):
+                shutil.copy2(file, run_dir / "warmup" / file.name)
+        shutil.copy2(shared / "baselines.json", run_dir / "baselines.json")
+    timer = Timer()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    print(f"[{bench}] {method}: {config.tuner.trials} trials in {run_dir}", file=sys.stderr, flush=True)
+    summary = Study(config, run_dir, listeners=[timer], argv=[sys.executable, *sys.argv]).run()
+    end = time.time()
+    timer.close()
+    return {"bench": bench, "method": method, "run_dir": str(run_dir), "date_utc": started.isoformat(timespec="seconds"),
+            "overrides": [f"method={method}", *overrides, *extra], "shared_from": str(shared) if shared else None,
+            "schedule": schedule(config), "timing": timer.summary(end), "analysis": analyse(summary),
+            "dataset": json.loads((run_dir / "dataset.json").read_text())}
+
+
+def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
+    records, shared = {}, None
+    for method in methods:
+        records[method] = run_method(bench, method, args, shared, stamp)
+        shared = shared or Path(records[method]["run_dir"])
+    return {"bench": bench, "title": BENCHES[bench]["title"], "config": BENCHES[bench]["config"], "methods": records}
+
+
+def compare_figure(bench: dict, out: Path) -> Path:
+    """Every method's front on one figure (``jointopt report RUN --compare ...``'s figure)."""
+    from jointopt.report import compare_figure as figure, load_run
+    from jointopt.report._render import save_png
+
+    runs = [load_run(r["run_dir"]) for r in bench["methods"].values()]
+    return save_png(figure(runs, "memory", False, "val", list(bench["methods"])), out)
+
+
+# -- the markdown ------------------------------------------------------------------------------------
+def _kb(bits) -> str:
+    return "—" if bits is None else f"{bits / 8000:.2f}"
+
+
+def _iso(iso: Optional[dict]) -> str:
+    if not iso:
+        return "none within 0.5"
+    return (f"{_kb(iso['cost'])} kB ({-iso['reduction_pct']:+.1f} %), val {iso['val_acc']:.2f}, "
+            f"test {iso['test_acc']:.2f} vs {iso['baseline_test_acc']:.2f}")
+
+
+def render_bench(bench: dict, figure: Optional[str], smoke: bool) -> List[str]:
+    records = bench["methods"]
+    first = next(iter(records.values()))
+    a0, t0 = first["analysis"], first["timing"]
+    lines = [f"## {bench['title']}", ""]
+    if first["dataset"].get("substitute"):
+        lines += [f"**The data are a synthetic substitute**: {first['dataset']['substitute']}.", ""]
+    sch = first["schedule"]
+    lines += [f"- config: `{bench['config']}`, overrides (first method) `{' '.join(first['overrides'])}`",
+              f"- run directories: `{Path(first['run_dir']).parent}/<method>`",
+              f"- budget per trial: search {sch['search']['epochs']} x {sch['search']['max_steps'] or 'all'} steps + "
+              f"fine-tune {sch['finetune']['epochs']} x {sch['finetune']['max_steps'] or 'all'} steps at batch "
+              f"{sch['batch_size']} (methods without a search phase fine-tune for both; `sequential` searches twice; "
+              f"`pai` trains from initialisation for the warm-up's {sch['warmup']['epochs']} epochs first)",
+              f"- shared by every method (trained in the first method's study): warm-up {t0['warmup_s']:.0f} s, "
+              f"uniform baselines {t0['baselines_s']:.0f} s",
+              "- uniform baselines: " + ", ".join(
+                  f"{k} val {b['val_acc']:.2f} / test {b['test_acc']:.2f} @ {_kb(b['cost'])} kB"
+                  for k, b in a0["baselines"].items() if b.get("cost") is not None), ""]
+    lines += ["| method | trials | front points | smallest memory at iso-accuracy with w8 (vs w8) | "
+              "with w4 (vs w4) | hypervolume val (test) | trials' wall time (mean per trial) |",
+              "|---|---:|---:|---|---|---:|---:|"]
+    for method, r in records.items():
+        a, t = r["analysis"], r["timing"]
+        hv = a["hypervolume"]
+        lines.append(f"| {method} | {a['trials']} | {len(a['front'])} | {_iso((a['iso_accuracy'].get('w8') or {}).get('val'))}"
+                     f" | {_iso((a['iso_accuracy'].get('w4') or {}).get('val'))} | {hv['front_val']:.3f} "
+                     f"({hv['front_test']:.3f}) | {t['trials_total_s'] / 60:.1f} min ({t['trial_mean_s']:.0f} s) |")
+    lines.append(f"| uniform w8/w4/w2 (baselines) | — | — | — | — | {a0['hypervolume']['uniform_val']:.3f} "
+                 f"({a0['hypervolume']['uniform_test']:.3f}) | — |")
+    if figure:
+        lines += ["", f"![every method's front]({figure})" + (" (smoke budget: meaningless)" if smoke else "")]
+    return lines + [""]
+
+
+def render(record: dict) -> str:
+    smoke = record["smoke"]
+    head = ["# Methods compared" + (" — SMOKE RUN, NOT THE BENCHMARK" if smoke else ""), ""]
+    if smoke:
+        head += ["**This is a smoke run on a tiny budget** (`" + " ".join(SMOKE) + "`): it checks that every "
+                 "method runs end to end on the benchmarks' data and models and that this file is written. Its "
+                 "accuracies, sizes, hypervolumes and times say nothing about the methods. The benchmark is the "
+                 "command below without `--smoke`.", ""]
+    m = record["machine"]
+    head += [f"- command: `{record['command']}`", f"- full benchmark: `{record['full_command']}`",
+             f"- date {record['date_utc']}, commit {m['git_commit']}"
+             + (" (uncommitted changes under jointopt/)" if m.get("jointopt_uncommitted_changes") else "")
+             + f", {m['cpu']}, {m['logical_cpus']} logical CPUs, total wall time {record['wall_s'] / 60:.1f} min",
+             f"- iso-accuracy: the smallest trial with validation accuracy >= the uniform network's - "
+             f"{ISO_TOLERANCE} points, memory (conv/linear weights, kB = 1000 bytes); test accuracy shown beside "
+             "the baseline's", ""]
+    body = []
+    for name, bench in record["benches"].items():
+        body += render_bench(bench, bench.get("figure"), smoke)
+    return "\n".join(head + body)
+
+
+FULL_COMMAND = "nice -n 19 python -m benchmarks methods"
+
+
+def main(argv=None) -> int:
+    from jointopt.methods import list_methods
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks methods", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument("--methods", default=",".join(list_methods()),
+                        help="comma-separated methods, in order (default: every registered one, joint first)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="tiny budget, results in methods_smoke.*: not the benchmark")
+    parser.add_argument("--trials", type=int, default=None, help="override tuner.trials for every method")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="config override for every method (methods.NAME.KEY only reaches NAME)")
+    parser.add_argument("--runs", default=str(REPO / "runs" / "bench-methods"), help="where the run directories go")
+    parser.add_argument("--results", default=str(RESULTS), help="where methods.json / methods.md / figures go")
+    parser.add_argument("--data-dir", default=None, help="data root (default $JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
+    parser.add_argument("--kws-speakers", type=int, default=KWS_SPEAKERS,
+                        help="speakers of the synthetic keyword corpus (built if missing, ~11 min for 1000)")
+    args = parser.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in list_methods()]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}; registered: {', '.join(list_methods())}")
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "methods_smoke" if args.smoke else "methods"
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
+    t0 = time.time()
+    record = {"smoke": args.smoke, "command": "python -m benchmarks methods " + " ".join(argv if argv is not None
+                                                                                          else sys.argv[1:]),
+              "full_command": FULL_COMMAND, "date_utc": datetime.datetime.now(datetime.timezone.utc)
+              .isoformat(timespec="seconds"), "machine": machine(), "benches": {}}
+    for bench in args.only or list(BENCHES):
+        result = run_bench(bench, methods, args, stamp)
+        result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
+        record["benches"][bench] = result
+        record["wall_s"] = time.time() - t0
+        from jointopt.train.checkpoint import atomic_write_text
+
+        atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=1, default=str) + "\n")
+        atomic_write_text(out / f"{stem}.md", render(record))
+    print(render(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

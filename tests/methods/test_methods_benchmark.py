@@ -1,0 +1,41 @@
+"""benchmarks/methods.py: its table from study summaries, and a smoke record that says it is one."""
+from benchmarks.front import analyse
+from benchmarks.methods import FULL_COMMAND, render
+
+
+def _result(trial, val, test, cost, **params):
+    return {"trial": trial, "val_acc": val, "test_acc": test, "costs": {"memory": cost}, "params": params}
+
+
+BASELINES = {"float": {"val_acc": 90.0, "test_acc": 89.0, "costs": {}},
+             "w8": _result(None, 89.2, 88.5, 80000.0), "w4": _result(None, 88.9, 88.0, 40000.0)}
+
+
+def _record(smoke):
+    def method(results):
+        summary = {"target": "memory", "results": results, "front": results, "baselines": BASELINES}
+        timing = {"warmup_s": 10.0, "baselines_s": 20.0, "trials_total_s": 120.0, "trial_mean_s": 60.0}
+        return {"analysis": analyse(summary), "timing": timing, "run_dir": "/runs/b/m", "overrides": ["method=x"],
+                "schedule": {"search": {"epochs": 4, "max_steps": 100}, "finetune": {"epochs": 5, "max_steps": 100},
+                             "warmup": {"epochs": 5}, "batch_size": 64}, "dataset": {}}
+    bench = {"title": "Fashion-MNIST / ResNet-8", "config": "configs/fashion_mnist_resnet8.yaml", "figure": "f.png",
+             "methods": {"joint": method([_result(0, 88.8, 88.1, 30000.0, **{"lambda": 1.0})]),
+                         "random": method([_result(0, 85.0, 84.0, 30000.0, keep=0.5, bits=8)])}}
+    return {"smoke": smoke, "command": "python -m benchmarks methods", "full_command": FULL_COMMAND,
+            "date_utc": "2026-12-03", "wall_s": 300.0, "benches": {"fashion_mnist": bench},
+            "machine": {"git_commit": "abc", "cpu": "cpu", "logical_cpus": 2}}
+
+
+def test_table_row_per_method_with_iso_accuracy_against_w8_and_w4():
+    text = render(_record(False))
+    joint = next(line for line in text.splitlines() if line.startswith("| joint |"))
+    assert "3.75 kB (-62.5 %)" in joint and "3.75 kB (-25.0 %)" in joint  # memory in bits; within 0.5 of w8, w4
+    random = next(line for line in text.splitlines() if line.startswith("| random |"))
+    assert random.count("none within 0.5") == 2
+    assert "SMOKE" not in text and "meaningless" not in text
+
+
+def test_a_smoke_record_says_so_and_names_the_full_command():
+    text = render(_record(True))
+    assert text.startswith("# Methods compared — SMOKE RUN, NOT THE BENCHMARK")
+    assert "say nothing about the methods" in text and FULL_COMMAND in text

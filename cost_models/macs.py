@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from jointopt.cost import CostModel, LayerStats
+from jointopt.cost import CostModel, LayerBatch, LayerStats
 
 
 class MacsCost(CostModel):
@@ -21,3 +21,7 @@ class MacsCost(CostModel):
 
     def layer_cost(self, layer: LayerStats) -> torch.Tensor:
         return layer.macs_at_bits().sum()
+
+    def batch_cost(self, batch: LayerBatch) -> torch.Tensor:
+        """:meth:`layer_cost` summed over every layer, in one expression."""
+        return (batch.kept_out * batch.fan_in * batch.kernel_numel * batch.out_numel).sum()

@@ -11,7 +11,7 @@ from typing import Dict, Sequence
 
 import torch
 
-from jointopt.cost import CostModel, LayerStats
+from jointopt.cost import CostModel, LayerBatch, LayerStats
 from jointopt.errors import ConfigError
 
 from ._common import widths_like
@@ -53,6 +53,13 @@ class MemoryCost(CostModel):
         cost = self.weight_bits(layer)
         if self.include_overhead:
             cost = cost + sum(self.overhead_bits(layer).values())
+        return cost
+
+    def batch_cost(self, batch: LayerBatch) -> torch.Tensor:
+        """:meth:`layer_cost` summed over every layer, in one expression."""
+        cost = (batch.out_at_bits @ batch.weight_widths * batch.fan_in * batch.kernel_numel).sum()
+        if self.include_overhead:
+            cost = cost + batch.out_at_bits.sum() * float(self.bias_bits + self.scale_bits)
         return cost
 
     def breakdown(self, layers: Sequence[LayerStats]) -> Dict[str, float]:

@@ -24,6 +24,7 @@ _LAZY = {
     "fold_bn": "jointopt.graph",
     "SearchableNetwork": "jointopt.graph",
     "CostModel": "jointopt.cost",
+    "LayerBatch": "jointopt.cost",
     "LayerStats": "jointopt.cost",
     "get_cost_model": "jointopt.cost",
     "register_cost_model": "jointopt.cost",

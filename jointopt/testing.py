@@ -17,7 +17,9 @@ A conforming cost model is, on every network it is used with:
   cost less. Moving *one* channel to a wider width may legitimately lower a tiled model's cost
   (it can empty a tile), so that is not required;
 * **exact when frozen**: the cost of the argmax (hard) allocation equals the cost of the frozen
-  network, layer by layer.
+  network, layer by layer;
+* **one cost, two forms**: where the model has a vectorised form (``CostModel.batch_cost``), it
+  equals the per-layer ``network_cost`` in value and in gradient.
 
 Each check raises :class:`AssertionError` with a message naming the model, the network, the
 layer and the numbers; :func:`check_cost_model` runs them all and returns what it measured.
@@ -36,7 +38,8 @@ from torch import nn
 from .cost import CostModel, LayerStats, get_cost_model
 
 __all__ = ["ModelCheck", "check_cost_model", "check_attributes", "check_layer_costs", "check_monotone_channels",
-           "check_monotone_bits", "check_differentiable", "check_hard_matches_frozen", "randomize_selectors"]
+           "check_monotone_bits", "check_differentiable", "check_hard_matches_frozen", "check_batch_cost",
+           "randomize_selectors"]
 
 ModelSpec = Union[str, Tuple[nn.Module, torch.Tensor], nn.Module]
 _STEPS = (1.0, 0.5)  # whole and fractional channels: the search sees expected counts
@@ -215,6 +218,49 @@ def check_hard_matches_frozen(cost_model: CostModel, searchable, where: str = ""
     return hard_total, frozen_total
 
 
+def check_batch_cost(cost_model: CostModel, searchable, where: str = "",
+                     temperatures: Sequence[float] = (1.0, 0.3)) -> bool:
+    """The vectorised cost (``batch_cost`` of the network's :meth:`layer_batch`) equals the
+    per-layer ``network_cost`` of its soft ``layer_stats``, in value and in the gradient on every
+    selector, at each of ``temperatures``.
+
+    Returns:
+        False when the model has no vectorised form (or returns None for this network): nothing to check.
+    """
+    if not getattr(cost_model, "has_batch_cost", lambda: False)():
+        return False
+    params = [p for p in searchable.selector_parameters() if p.requires_grad]
+    names = {id(gate.logits): f"keep gate {key!r}" for key, gate in searchable.gates.items()}
+    for name, layer in searchable.searchable_layers():
+        names[id(layer.bit_logits)] = f"bit selector of {name}"
+        names[id(layer.act_logits)] = f"activation-bit selector of {name}"
+    saved = searchable.temperature
+    try:
+        for temperature in temperatures:
+            searchable.temperature = temperature
+            batch = searchable.layer_batch()
+            fast = cost_model.batch_cost(batch) if batch is not None else None
+            if fast is None:
+                return False
+            slow = cost_model.network_cost(searchable.layer_stats(hard=False))
+            a, b = float(fast.detach()), float(slow.detach())
+            if fast.numel() != 1 or not math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9):
+                _fail(f"{where}batch_cost gives {a:.9g} but the sum of layer_cost gives {b:.9g} (temperature "
+                      f"{temperature:g}); the vectorised form must compute the same cost")
+            grads = [torch.autograd.grad(c.reshape(()), params, allow_unused=True) for c in (fast, slow)]
+            scale = max((float(g.abs().max()) for g in grads[1] if g is not None), default=1.0)
+            for param, g_fast, g_slow in zip(params, *grads):
+                g_fast = torch.zeros_like(param) if g_fast is None else g_fast
+                g_slow = torch.zeros_like(param) if g_slow is None else g_slow
+                if not torch.allclose(g_fast, g_slow, rtol=1e-4, atol=1e-6 * scale):
+                    worst = float((g_fast - g_slow).abs().max())
+                    _fail(f"{where}the gradient of batch_cost on the {names.get(id(param), 'selector')} differs "
+                          f"from that of the per-layer cost by up to {worst:.3g} (temperature {temperature:g})")
+    finally:
+        searchable.temperature = saved
+    return True
+
+
 # -- everything ----------------------------------------------------------------------------------
 def _resolve_models(models) -> List[Tuple[str, object]]:
     from . import zoo
@@ -296,6 +342,7 @@ def check_cost_model(cost_model: Union[str, CostModel],
                 check_monotone_bits(cost_model, layers, where)
             check_monotone_bits(cost_model, searchable.reference_stats(), where)
             soft = check_differentiable(cost_model, searchable, where)
+            check_batch_cost(cost_model, searchable, where)
             hard_total, frozen_total = check_hard_matches_frozen(cost_model, searchable, where)
         except AssertionError:
             raise

@@ -17,8 +17,9 @@ from typing import List, Union
 from ..errors import ConfigError
 from ..registry import Registry
 from ._base import CostModel, LayerStats
+from ._batch import LayerBatch, LayerTable
 
-__all__ = ["CostModel", "LayerStats", "register_cost_model", "get_cost_model", "list_cost_models", "refresh"]
+__all__ = ["CostModel", "LayerBatch", "LayerStats", "LayerTable", "register_cost_model", "get_cost_model", "list_cost_models", "refresh"]
 
 ENTRY_POINT_GROUP = "jointopt.cost_models"
 _REGISTRY: Registry = Registry("cost model")

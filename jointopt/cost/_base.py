@@ -1,11 +1,14 @@
 """The cost-model contract: typed, differentiable layer statistics in, a cost tensor out."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional, Sequence, Tuple
 
 import torch
+
+from ._batch import LayerBatch
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +103,8 @@ class CostModel:
     Subclasses set ``name``, ``unit`` and ``description`` and implement :meth:`layer_cost`, a
     differentiable, non-negative function of one :class:`LayerStats`. The network cost is the
     sum over layers unless :meth:`network_cost` is overridden. ``display_scale`` and
-    ``display_unit`` turn the raw unit into a human one (bits → kB).
+    ``display_unit`` turn the raw unit into a human one (bits → kB). :meth:`batch_cost` is an
+    optional vectorised form of the network cost that the search uses at every step.
     """
 
     name: ClassVar[str] = "unnamed"
@@ -118,6 +122,31 @@ class CostModel:
             return torch.zeros(())
         return torch.stack([torch.as_tensor(c, dtype=torch.float32) for c in costs]).sum()
 
+    def batch_cost(self, batch: LayerBatch) -> Optional[torch.Tensor]:
+        """Optional: the network cost of every layer at once, as one tensor expression.
+
+        The search evaluates the soft cost at every step. A model whose cost is a simple function of
+        each layer's statistics can compute it for all layers from a :class:`LayerBatch` (per-layer
+        constants built once per network, the allocation stacked over layers) in a handful of tensor
+        operations instead of a few dozen per layer. It must equal :meth:`network_cost` of the same
+        layers, in value and in gradient; ``jointopt.testing.check_batch_cost`` checks that, and
+        :func:`~jointopt.testing.check_cost_model` runs it. Hard (argmax) costs and frozen networks
+        always go through :meth:`network_cost`.
+
+        Returns:
+            A scalar tensor, or ``None`` (the default) to be costed layer by layer.
+        """
+        return None
+
+    def has_batch_cost(self) -> bool:
+        """Whether :meth:`batch_cost` speaks for this class.
+
+        True when the class that defines ``batch_cost`` also defines (or inherits from the one that
+        defines) ``layer_cost`` and ``network_cost``: a subclass that changes the per-layer cost but
+        not the vectorised one is costed layer by layer, so the two never disagree silently.
+        """
+        return _batch_cost_applies(type(self))
+
     def bind(self, network) -> "CostModel":
         """This model for one network: a model that needs the network's graph, not only per-layer
         statistics (``ram``: which tensors are alive together), returns a copy that knows it.
@@ -134,3 +163,16 @@ class CostModel:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _defined_in(cls: type, attr: str) -> Optional[type]:
+    """The class of ``cls``'s method resolution order whose body defines ``attr``."""
+    return next((klass for klass in cls.__mro__ if attr in vars(klass)), None)
+
+
+@functools.lru_cache(maxsize=None)
+def _batch_cost_applies(cls: type) -> bool:
+    owner = _defined_in(cls, "batch_cost")
+    if owner is None or owner is CostModel:
+        return False
+    return all(issubclass(owner, _defined_in(cls, name) or CostModel) for name in ("layer_cost", "network_cost"))

@@ -67,6 +67,10 @@ class SearchableLayer(nn.Module):
         """Give the layer the network's gates (held by reference, not registered twice)."""
         object.__setattr__(self, "_gates", gates)
 
+    def gate_of(self, group: Optional[str]) -> Optional[GroupGate]:
+        """The keep gate of channel group ``group`` (None for channels that have no gate)."""
+        return self._gates.get(group)
+
     # -- choices ----------------------------------------------------------------------------------
     def out_keep_prob(self) -> torch.Tensor:
         gate = self._gates.get(self.out_group)

@@ -34,6 +34,23 @@ def test_the_twenty_line_cost_model_passes_the_kit(tmp_path, capsys):
     assert "All checks passed" in capsys.readouterr().out
 
 
+def test_the_vectorised_form_passes_the_kit_and_is_used(tmp_path):
+    import torch
+
+    import jointopt
+    from jointopt.testing import check_batch_cost
+
+    code = _block("python", "class MyChipEnergy").replace("import CostModel, LayerStats",
+                                                          "import CostModel, LayerBatch, LayerStats")
+    path = tmp_path / "my_chip_fast.py"
+    path.write_text(code + "\n" + _block("python", "def batch_cost(self, batch: LayerBatch)"))
+    model = jointopt.get_cost_model(f"{path}:MyChipEnergy")
+    assert model.has_batch_cost()
+    net = jointopt.convert(jointopt.create_model("dscnn").eval(), torch.randn(2, 1, 49, 10))
+    assert check_batch_cost(model, net)
+    assert main(["cost-models", "--check", f"{path}:MyChipEnergy", "--models", "resnet8"]) == 0
+
+
 def test_the_example_table_reads_and_answers(tmp_path):
     path = tmp_path / "my_device.csv"
     path.write_text(_block("csv", "kind,kernel"))

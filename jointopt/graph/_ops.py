@@ -38,7 +38,10 @@ PASS_FUNCTIONS = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.avg_pool1d, F.
 PASS_METHODS = {"contiguous", "clone", "detach", "float", "to", "type_as", "max_pool2d", "dropout"}
 
 ADD_LIKE = {operator.add, operator.iadd, operator.sub, operator.isub, torch.add, torch.sub, "add", "add_", "sub"}
-MUL_LIKE = {operator.mul, operator.imul, operator.truediv, torch.mul, torch.div, "mul", "mul_", "div"}
+MUL_LIKE = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
+# Division keeps a zero numerator zero, but a zero (pruned) denominator channel gives inf or nan:
+# the numerator's channels are coupled to the denominator's, and the denominator is never pruned.
+DIV_LIKE = {operator.truediv, operator.itruediv, torch.div, torch.true_divide, "div", "div_", "true_divide"}
 CAT = {torch.cat, torch.concat}
 RESHAPE = {torch.flatten, torch.reshape, "view", "reshape", "flatten", "squeeze", "unsqueeze", torch.squeeze,
            torch.unsqueeze, nn.Flatten}

@@ -245,6 +245,8 @@ class _Analyzer:
             self.pass_through(node, src)
         elif key in ops.ADD_LIKE or key in ops.MUL_LIKE:
             self.elementwise(node, key in ops.ADD_LIKE)
+        elif key in ops.DIV_LIKE:
+            self.divide(node)
         elif key in ops.CAT:
             self.cat(node, shape)
         elif key in ops.RESHAPE:
@@ -294,6 +296,28 @@ class _Analyzer:
         self.chan[node] = base
         subtracts = node.target in ("sub", "sub_") or getattr(node.target, "__name__", "") in ("sub", "isub")
         self.nonneg[node] = all(self.nonneg.get(t, False) for t in tensors) and not subtracts
+
+    def divide(self, node) -> None:
+        """``a / b``: a pruned channel of ``a`` stays zero, one of ``b`` would divide by zero.
+
+        The channels of ``a`` and ``b`` are coupled (as in a product) and ``b``'s are never pruned,
+        so the hard-mode network computes what the frozen one computes (no 0 / 0).
+        """
+        numerator = node.args[0] if node.args else node.kwargs.get("input")
+        denominator = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+        tensors = self.tensor_args(node)
+        if not tensors:
+            self.chan[node] = None
+            return
+        if isinstance(denominator, fx.Node) and denominator in tensors:
+            self.fix(self.chan.get(denominator), f"{node.name!r} divides by it, so a pruned channel would divide by zero")
+        base = self.chan.get(tensors[0])
+        for other in tensors[1:]:
+            self.unite(base, self.chan[other], f"division at {node.name!r}")
+        self.chan[node] = base
+        operands = (numerator, denominator)
+        self.nonneg[node] = all(self.nonneg.get(a, False) if isinstance(a, fx.Node) else
+                                isinstance(a, (int, float)) and a >= 0 for a in operands)
 
     def cat(self, node, shape) -> None:
         tensors = node.args[0]

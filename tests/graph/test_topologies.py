@@ -277,3 +277,47 @@ def test_cost_follows_the_mode():
     assert net.cost("bitops").item() == net.cost("bitops", hard=True).item()
     assert net.cost("memory", hard=False).item() == soft  # the explicit override the search loop uses
     assert net.set_mode("float").cost("memory").item() == soft
+
+
+class Divide(torch.nn.Module):
+    """``conv_a(x) / conv_b(x)`` (the ratio of two branches), then a division by a constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+        self.num = torch.nn.Conv2d(8, 6, 3, padding=1)
+        self.den = torch.nn.Conv2d(8, 6, 1)
+        self.scaled = torch.nn.Conv2d(6, 5, 1)
+        self.fc = torch.nn.Linear(5, 3)
+        with torch.no_grad():  # a positive denominator: its input is a ReLU output
+            self.den.weight.abs_()
+            self.den.bias.fill_(1.0)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.num(x) / self.den(x)
+        return self.fc((self.scaled(y) / 2).mean((2, 3)))
+
+
+def test_division_never_prunes_a_denominator():
+    """A pruned denominator channel would be 0 / 0 = nan in hard mode, while the frozen network is finite."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    net = jointopt.convert(Divide().eval(), x)
+    layers, groups = net.analysis.layers, net.analysis.groups
+    ratio = layers["den"].out_group
+    assert layers["num"].out_group == ratio and not net.gates[ratio].prunable
+    assert any("divides by it" in reason for reason in groups[ratio].fixed)
+    assert any("division" in c for c in groups[ratio].couplings)
+    scaled = layers["scaled"].out_group  # divided by a constant: zero stays zero, still prunable
+    assert net.gates[scaled].prunable and net.gates[layers["stem.0"].out_group].prunable
+    search_steps(net, x)
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data[: gate.size // 2] = -5.0
+    net.eval().set_mode("hard")
+    expected = net(x)
+    frozen = net.freeze().eval()
+    assert torch.isfinite(expected).all()
+    assert torch.allclose(frozen(x), expected, atol=1e-5)
+    assert sum(r["kept"] for r in net.summary()) < sum(r["total"] for r in net.summary())

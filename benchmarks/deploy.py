@@ -102,7 +102,7 @@ def uniform_w8(run: Path):
 
 
 def measure_point(run: Path, trial: int, x, y, data, work: Path, reps: int) -> dict:
-    from cost_models.ram import RamCost
+    from jointopt.cost_models.ram import RamCost
     from jointopt.cost import get_cost_model
     from jointopt.export import export
     from jointopt.export.c_export import compile_c, run_infer, time_infer

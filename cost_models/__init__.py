@@ -6,12 +6,12 @@ for a source tree that has not been installed.
 """
 
 BUILTINS = {
-    "memory": "cost_models.memory:MemoryCost",
-    "memory_total": "cost_models.memory:MemoryTotalCost",
-    "bitops": "cost_models.bitops:BitOpsCost",
-    "macs": "cost_models.macs:MacsCost",
-    "mpic": "cost_models.mpic:MpicCost",
-    "ne16": "cost_models.ne16:Ne16Cost",
-    "lut": "cost_models.lut:LutCost",
-    "ram": "cost_models.ram:RamCost",
+    "memory": "jointopt.cost_models.memory:MemoryCost",
+    "memory_total": "jointopt.cost_models.memory:MemoryTotalCost",
+    "bitops": "jointopt.cost_models.bitops:BitOpsCost",
+    "macs": "jointopt.cost_models.macs:MacsCost",
+    "mpic": "jointopt.cost_models.mpic:MpicCost",
+    "ne16": "jointopt.cost_models.ne16:Ne16Cost",
+    "lut": "jointopt.cost_models.lut:LutCost",
+    "ram": "jointopt.cost_models.ram:RamCost",
 }

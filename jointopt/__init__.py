@@ -45,6 +45,32 @@ __all__ = sorted(
 )
 
 
+def _map_source_tree_cost_models() -> None:
+    """Make the built-in cost models importable as ``jointopt.cost_models`` from a source checkout.
+
+    They live in ``cost_models/`` at the repository root; an install maps that folder to
+    ``jointopt.cost_models`` (``package-dir`` in ``pyproject.toml``). A checkout used without
+    installing it (or with an installation made before that mapping) gets the same mapping here.
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "jointopt.cost_models" in sys.modules or importlib.util.find_spec("jointopt.cost_models") is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "cost_models"
+    if not (folder / "__init__.py").is_file():
+        return
+    spec = importlib.util.spec_from_file_location("jointopt.cost_models", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["jointopt.cost_models"] = module
+    spec.loader.exec_module(module)
+
+
+_map_source_tree_cost_models()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)

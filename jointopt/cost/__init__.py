@@ -31,7 +31,7 @@ def _discover(registry: Registry) -> None:
         found = True
         registry.register(ep.name, _LazyEntryPoint(ep), overwrite=True)
     if not found:  # running from a source tree that was never installed: same classes, same names
-        builtins = importlib.import_module("cost_models")
+        builtins = importlib.import_module("jointopt.cost_models")
         for name, target in builtins.BUILTINS.items():
             registry.register(name, _LazyTarget(target), overwrite=True)
 
@@ -113,7 +113,7 @@ def get_cost_model(spec: Union[str, CostModel]) -> CostModel:
     if spec.lower().endswith((".csv", ".json")):
         if not Path(spec).is_file():
             raise ConfigError(f"cost model {spec!r}: look-up table file does not exist")
-        lut = importlib.import_module("cost_models.lut")
+        lut = importlib.import_module("jointopt.cost_models.lut")
         return lut.LutCost.from_file(spec)
     if attr and path_part:
         try:

@@ -3,7 +3,7 @@
 :func:`structure` turns a traced network into a :class:`Structure`: the operations in execution
 order, each tensor with its representation key and its size as a function of the kept channels
 (``terms``), and which tensors share memory. Nothing here looks at weights or activation values;
-``_integer_build`` fills in the numbers, ``cost_models.ram`` sizes the same structure from layer
+``_integer_build`` fills in the numbers, ``jointopt.cost_models.ram`` sizes the same structure from layer
 statistics. See :mod:`jointopt.export._integer_graph` for the rules.
 """
 from __future__ import annotations

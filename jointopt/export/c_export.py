@@ -181,7 +181,7 @@ def export_c(program, frozen, out, x: torch.Tensor, expected: torch.Tensor, name
 
 def ram_cost(frozen, x: torch.Tensor) -> int:
     """The ``ram`` cost model bound to ``frozen``'s graph, on its layer statistics (bytes)."""
-    from cost_models.ram import RamCost
+    from jointopt.cost_models.ram import RamCost
 
     from ..graph.freeze import frozen_layer_stats
 

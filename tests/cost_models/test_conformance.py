@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import jointopt
-from cost_models.lut import LutCost
+from jointopt.cost_models.lut import LutCost
 from jointopt.cost import CostModel
 from jointopt.testing import (check_cost_model, check_layer_costs, check_monotone_bits, check_monotone_channels,
                               randomize_selectors)

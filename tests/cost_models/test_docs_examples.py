@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cost_fixtures import make_stats
-from cost_models.lut import LutCost
+from jointopt.cost_models.lut import LutCost
 from jointopt.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cost_models.lut import LutCost
+from jointopt.cost_models.lut import LutCost
 from jointopt.cost import get_cost_model
 from jointopt.errors import ConfigError
 
@@ -111,7 +111,7 @@ def test_monotone_in_channels(counts, which, extra):
 
 
 def _rows_without_tied_macs():
-    from cost_models._lut_table import parse_row
+    from jointopt.cost_models._lut_table import parse_row
 
     rows = _rows()
     parsed = [parse_row(r, f"row {i}") for i, r in enumerate(rows)]

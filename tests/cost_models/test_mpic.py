@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cost_fixtures import RESNET8_MACS, resnet8_stats, total
-from cost_models.mpic import MPIC_MACS_PER_CYCLE, MpicCost
+from jointopt.cost_models.mpic import MPIC_MACS_PER_CYCLE, MpicCost
 from jointopt.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from cost_models.ne16 import Ne16Cost
+from jointopt.cost_models.ne16 import Ne16Cost
 from jointopt.errors import ConfigError
 
 

@@ -68,7 +68,7 @@ def test_entry_point_of_another_package_is_discovered(plugin_on_path, capsys):
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.lstrip().startswith("foo "))
     assert "foo-cost 0.1 (foo_cost:FooCost)" in line and "energy of the Foo chip" in line
-    assert "jointopt 0.1.0 (cost_models.ne16:Ne16Cost)" in out
+    assert "jointopt 0.1.0 (jointopt.cost_models.ne16:Ne16Cost)" in out
 
 
 def test_refresh_forgets_uninstalled_plugins_and_keeps_runtime_registrations(plugin_on_path):
@@ -87,7 +87,7 @@ def test_refresh_forgets_uninstalled_plugins_and_keeps_runtime_registrations(plu
 
 
 def test_every_builtin_is_registered_through_entry_points():
-    import cost_models
+    from jointopt import cost_models
 
     assert set(cost_models.BUILTINS) <= set(list_cost_models())
     for name in cost_models.BUILTINS:
@@ -96,11 +96,11 @@ def test_every_builtin_is_registered_through_entry_points():
 
 
 def test_module_class_and_instance_specs():
-    assert type(get_cost_model("cost_models.mpic:MpicCost")).__name__ == "MpicCost"
+    assert type(get_cost_model("jointopt.cost_models.mpic:MpicCost")).__name__ == "MpicCost"
     instance = get_cost_model("ne16")
     assert get_cost_model(instance) is instance
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
-        get_cost_model("cost_models.mpic:Nope")
+        get_cost_model("jointopt.cost_models.mpic:Nope")
 
 
 def test_unknown_name_lists_close_matches():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import jointopt
-from cost_models.ram import RamCost
+from jointopt.cost_models.ram import RamCost
 from jointopt.graph.freeze import frozen_layer_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))

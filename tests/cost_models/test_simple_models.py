@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from cost_fixtures import RESNET8_MACS, resnet8_stats, total
-from cost_models.bitops import BitOpsCost
-from cost_models.macs import MacsCost
-from cost_models.memory import MemoryCost, MemoryTotalCost
+from jointopt.cost_models.bitops import BitOpsCost
+from jointopt.cost_models.macs import MacsCost
+from jointopt.cost_models.memory import MemoryCost, MemoryTotalCost
 from jointopt.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import jointopt
-from cost_models.ram import RamCost
+from jointopt.cost_models.ram import RamCost
 from export_cases import frozen_layers, mixed_frozen
 from jointopt.errors import ExportError
 from jointopt.export._fixed_point import add_multipliers, quantize_multiplier, requantize, round_to_codes

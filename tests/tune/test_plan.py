@@ -55,3 +55,25 @@ def test_collapsed_pairs_are_not_filled_and_bounds_hold():
     assert lam < 4.0
     lam, _ = next_lambda([Point(1.0, 0.3, 85.0)], TARGETS, bounds=(0.5, 2.0))
     assert 0.5 <= lam <= 2.0
+
+
+def test_the_top_of_the_front_is_filled_before_the_steep_region():
+    """Seed 1 of the Fashion-MNIST benchmark before this rule: λ 0.25 and 1 framed the networks a user
+    would ship (90.1 % at 55 % of the cost, 89.4 % at 28 %), yet the gaps where accuracy falls away
+    (4 → 16: 87.5 → 62.8 %) were filled first, so six trials never put a point between 0.25 and 1."""
+    targets = Targets(best_acc=90.1, chance_acc=10.0, worst_uniform_acc=87.75)  # floor 85.4 %
+    points = [Point(1.0, 0.284, 89.37), Point(0.25, 0.55, 90.08), Point(4.0, 0.096, 87.53), Point(16.0, 0.017, 62.75)]
+    lam, reason = next_lambda(points, targets)
+    assert reason.startswith("fill") and math.isclose(lam, 2.0)
+    lam, reason = next_lambda(points + [Point(2.0, 0.18, 88.7)], targets)
+    assert reason.startswith("fill") and math.isclose(lam, 0.5)
+    assert targets.floor_acc == 90.1 - 2 * (90.1 - 87.75)
+    assert Targets(90.0, 10.0, worst_uniform_acc=40.0).floor_acc == Targets(90.0, 10.0).collapse_acc  # never below collapse
+
+
+def test_a_pair_below_the_useful_floor_is_not_filled():
+    targets = Targets(best_acc=90.0, chance_acc=10.0, worst_uniform_acc=88.0)  # floor 86 %
+    points = [Point(0.25, 0.9, 90.0), Point(1.0, 0.5, 89.5), Point(4.0, 0.3, 87.0), Point(8.0, 0.08, 78.0),
+              Point(16.0, 0.01, 50.0)]
+    lam, reason = next_lambda(points, targets)  # 78 % is above the collapse line (70 %) but below the floor
+    assert reason.startswith("fill") and math.isclose(lam, 2.0)

@@ -530,10 +530,11 @@ def render(record: dict) -> str:
     for name, bench in record.get("benches", {}).items():
         body += render_summary(name, bench)
         body += [render_study(bench["seeds"][k]) for k in sorted(bench["seeds"], key=int)]
-    earlier = list(record.get("earlier", {}).values())
-    if earlier:
-        body += ["# Earlier runs (before the search-quality work: symmetric max-scaled weight quantizer, "
-                 "per-epoch temperature, SGD selectors, hand-set lambda range)", "",
+    eras: dict = {}
+    for s in record.get("earlier", {}).values():
+        eras.setdefault(s.get("era", ERA_BEFORE_ISSUE_12), []).append(s)
+    for era, earlier in sorted(eras.items(), key=lambda kv: kv[0] != ERA_BEFORE_ISSUE_12):
+        body += [f"# Earlier runs ({era})", "",
                  "| study | lambda range | trials | front points | hypervolume (val / test) | uniform w8/w4/w2 HV (val) | "
                  "reduction vs w8 at iso-acc | reduction vs w4 at iso-acc (negative = larger) | wall time |",
                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -542,13 +543,17 @@ def render(record: dict) -> str:
             iso = {k: (a["iso_accuracy"].get(k) or {}).get("val") for k in ("w8", "w4")}
             cell = {k: "none" if v is None else f"{v['reduction_pct']:.1f} % (trial {v['trial']})" for k, v in iso.items()}
             wall = f"{t['total_s'] / 60:.1f} min" if t else "—"
-            body.append(f"| {s['bench']}{' (earlier run)' if s.get('superseded') else ''} | {_lambda_text(s['schedule'])} | "
+            body.append(f"| {s['bench']}{' seed ' + str(s['seed']) if 'seed' in s else ''}{' (earlier run)' if s.get('superseded') else ''} | {_lambda_text(s['schedule'])} | "
                         f"{a['trials']} | {len(a['front'])} | {a['hypervolume']['front_val']:.4f} / "
                         f"{a['hypervolume']['front_test']:.4f} | {a['hypervolume']['uniform_val']:.4f} | {cell['w8']} | "
                         f"{cell['w4']} | {wall} |")
         body.append("")
         body += [render_study(s) for s in earlier]
     return "\n".join(head + body) + "\n"
+
+
+ERA_BEFORE_ISSUE_12 = ("before the search-quality work: symmetric max-scaled weight quantizer, per-epoch temperature, "
+                      "SGD selectors, hand-set lambda range")
 
 
 def _migrate(previous: dict) -> dict:

@@ -86,7 +86,10 @@ class LayerStats:
 
 
 def human_number(x: float) -> str:
-    """At most four significant digits, never scientific notation: 0.3812, 14.29, 2.21, 1,250, 77,360."""
+    """At most four significant digits, never scientific notation: 0.3812, 14.29, 2.21, 1,250, 77,360;
+    ``nan``/``inf`` as such."""
+    if not math.isfinite(x):  # a diverged trial or a broken cost model: say so, never raise
+        return "nan" if math.isnan(x) else ("-inf" if x < 0 else "inf")
     a = abs(x)
     if a >= 1000:
         return f"{x:,.0f}"

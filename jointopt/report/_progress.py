@@ -8,6 +8,7 @@ run directory, so a resumed study continues at ``3/8`` rather than at ``1/8``.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ def completed_trials(run_dir) -> int:
 
 
 def duration(seconds: float) -> str:
-    """``45s``, ``3m05s``, ``1h02m``."""
+    """``45s``, ``3m05s``, ``1h02m``; ``?`` for a time that is not a number (never raises)."""
+    if not math.isfinite(seconds):
+        return "?"
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds}s"

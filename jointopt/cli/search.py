@@ -61,6 +61,11 @@ def register(subparsers) -> None:
                         "contain commas, --set space.act_bits=[2,4,8])")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run N worker processes on this machine on one study (journal storage in --out unless "
+                        "--storage is given; the warm-up is computed once), one per GPU with --device cuda")
+    add_list_option(p, "--devices", metavar="DEV",
+                    help="one worker process per device, e.g. --devices cuda:0,cuda:1 (implies --workers)")
     p.set_defaults(func=run)
 
 
@@ -122,6 +127,8 @@ def run(args) -> int:
         from ..report import tensorboard_listener
 
         listeners.append(tensorboard_listener(out))
+    if args.workers is not None or args.devices:  # one process per device on one study
+        return _run_workers(args, config, out, listeners)
     study = Study(config, out, storage=args.storage, resume=args.resume, listeners=listeners,
                   fixed_lambda=args.fixed_lambda, argv=["jointopt"] + sys.argv[1:])
     summary = study.run()
@@ -132,4 +139,28 @@ def run(args) -> int:
     print(f"  report:      jointopt report {out}")
     print(f"  tensorboard: {tensorboard_command(out, config.to_dict(), trials=len(summary['results']))}")
     print(f"  export:      jointopt export {out} --trial N --format onnx")
+    return 0
+
+
+def _run_workers(args, config, out, listeners) -> int:
+    from ..errors import ConfigError
+    from ..tune.front import front_table
+    from ..tune.workers import launch, worker_devices
+
+    if args.fixed_lambda is not None:
+        raise ConfigError("--lambda runs one trial; it cannot be shared by --workers")
+    devices = worker_devices(config.device, args.workers, args.devices)
+    print(f"starting {len(devices)} workers on {out} ({', '.join(devices)}); their own output is in {out}/workers/",
+          file=sys.stderr)
+    try:
+        summary = launch(config, out, devices, storage=args.storage, resume=args.resume,
+                         tensorboard=not args.no_tensorboard, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every worker stopped; continue with: jointopt search --out {out} --resume "
+              f"--workers {len(devices)}", file=sys.stderr)
+        return 130
+    print(f"\nPareto front ({len(summary['front'])} of {len(summary['results'])} trials, {len(devices)} workers), "
+          f"target {config.cost.target}; accuracy on validation (the tuner's objective) and test:")
+    print(front_table(summary["front"], config.cost.target, summary["baselines"]))
+    print(f"\nrun directory: {out}")
     return 0

@@ -122,6 +122,10 @@ def run(args) -> int:
 
     config = resolve_config(args)
     out = Path(args.out) if args.out else default_run_dir()
+    from ..train.distributed import launched
+
+    if launched():  # started by torchrun: one trial on every process (DistributedDataParallel)
+        return _run_torchrun(args, config, out)
     listeners = [progress_listener(quiet=args.quiet)]
     if not args.no_tensorboard:
         from ..report import tensorboard_listener
@@ -163,4 +167,31 @@ def _run_workers(args, config, out, listeners) -> int:
           f"target {config.cost.target}; accuracy on validation (the tuner's objective) and test:")
     print(front_table(summary["front"], config.cost.target, summary["baselines"]))
     print(f"\nrun directory: {out}")
+    return 0
+
+
+def _run_torchrun(args, config, out) -> int:
+    import os
+
+    from ..errors import ConfigError
+    from ..report import progress_listener
+    from ..tune.distributed import run_trial
+
+    if args.fixed_lambda is None:
+        raise ConfigError("under torchrun, jointopt search runs one trial on every process: pass --lambda X "
+                          "(a study of many trials uses --workers or --storage instead)")
+    if args.workers is not None or args.devices or args.storage or args.resume:
+        raise ConfigError("under torchrun, jointopt search runs one trial: --workers, --devices, --storage and "
+                          "--resume do not apply")
+    main = int(os.environ.get("RANK", "0")) == 0
+    listeners = [progress_listener(quiet=args.quiet)] if main else []
+    if main and not args.no_tensorboard:
+        from ..report import tensorboard_listener
+
+        listeners.append(tensorboard_listener(out))
+    result = run_trial(config, out, args.fixed_lambda, listeners, argv=["torchrun", "jointopt"] + sys.argv[1:])
+    if main:
+        print(f"\none trial on {result['world_size']} processes, target {config.cost.target}:")
+        print(result["table"])
+        print(f"\nrun directory: {out}")
     return 0

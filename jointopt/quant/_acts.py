@@ -25,6 +25,8 @@ from typing import List, Sequence, Tuple
 
 import torch
 
+from ._amp import fp32
+
 _aten = torch.ops.aten
 
 
@@ -120,6 +122,7 @@ class _ActQuant(torch.autograd.Function):
         return grad_x, grad_clip, grad_probs, None, None
 
 
+@fp32  # AMP: the grid and the straight-through backward in fp32
 def quantize_activation(
     x: torch.Tensor, clip: torch.Tensor, bits: Sequence[int], probs: torch.Tensor | None = None, signed: bool = False
 ) -> torch.Tensor:

@@ -28,6 +28,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from ._amp import fp32
+
 
 def weight_range(bits):
     """(lowest, highest) code of a ``bits``-bit weight: ``(-2^(b-1), 2^(b-1) - 1)``; ints or tensors."""
@@ -115,6 +117,7 @@ class _QuantizeWeight(torch.autograd.Function):
         return grad_w, grad_log, None, None, None
 
 
+@fp32  # AMP: the grid and the straight-through backward in fp32
 def quantize_weight(weight: torch.Tensor, bits: torch.Tensor | int, log_step: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Fake-quantize ``weight`` [C, ...] at per-channel ``bits`` (int or [C]) with steps ``exp(log_step)`` [C].
 
@@ -203,6 +206,7 @@ class _MixWeights(torch.autograd.Function):
         return grad_w, grad_theta, grad_keep, None, grad_log
 
 
+@fp32  # AMP: the grid and the straight-through backward in fp32
 def mix_weights(weight: torch.Tensor, theta: torch.Tensor, bits: Sequence[int], log_step: Optional[torch.Tensor] = None,
                 keep: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Effective weight of a searchable layer.

@@ -90,7 +90,7 @@ class ShardedData:
 
 
 @contextlib.contextmanager
-def data_parallel(module: nn.Module, ranks: Ranks):
+def data_parallel(module: nn.Module, ranks: Ranks, find_unused: bool = False):
     """While open, ``module``'s forward in training mode runs through DistributedDataParallel.
 
     The phases call ``module(x)`` themselves; this routes that call through a DDP wrapper (which
@@ -100,7 +100,7 @@ def data_parallel(module: nn.Module, ranks: Ranks):
     from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(module, device_ids=[ranks.device] if ranks.device.type == "cuda" else None,
-                                  find_unused_parameters=True)  # hard-sampled steps leave some selectors unused
+                                  find_unused_parameters=find_unused)
     plain = type(module).forward.__get__(module)
     inside = [False]
 
@@ -128,7 +128,7 @@ class DistributedTrialRunner(TrialRunner):
         self.ranks = ranks
 
     def search(self, net, *args, **kwargs):
-        with data_parallel(net, self.ranks):
+        with data_parallel(net, self.ranks, find_unused=True):  # hard-sampled steps may leave selectors unused
             return super().search(net, *args, **kwargs)
 
     def finetune(self, frozen, teacher, seed):

@@ -48,6 +48,8 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
             bus = EventBus([rundir.MetricsWriter(run_dir), rundir.LogWriter(run_dir), *listeners])
         else:
             bus = EventBus([])
+        bus.emit("study_start", config=config.to_dict(), run_dir=str(run_dir), target=config.cost.target, trials=1,
+                 storage=None)
         torch.manual_seed(config.seed)  # the initial weights depend on the seed only, as in a study
         model = build_model(config, dataset.input_shape, dataset.num_classes).to(ranks.device)
         with data_parallel(model, ranks):

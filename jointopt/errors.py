@@ -31,3 +31,8 @@ class DataError(JointoptError, OSError):
 
 class ExportError(JointoptError, ValueError):
     """An export or a manifest is invalid."""
+
+
+class DivergedError(JointoptError, ArithmeticError):
+    """Training stopped being meaningful: a loss, cost or weight is no longer finite, or the loss
+    exploded. In a trial, the study records the reason, marks the trial failed and goes on."""

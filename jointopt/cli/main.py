@@ -1,8 +1,9 @@
 """Entry point of the ``jointopt`` command: dispatches to one module per subcommand.
 
 Every subcommand module defines ``register(subparsers)`` which adds its parser and sets
-``func=run``. Errors derived from :class:`jointopt.JointoptError` (and bad files) become one line on
-stderr and exit code 1; ``--debug`` shows the traceback instead.
+``func=run``. Errors derived from :class:`jointopt.JointoptError`, OS errors (a missing file, a
+read-only or full disk) and any other error become one line on stderr and exit code 1; Ctrl-C one
+line and exit code 130; ``--debug`` shows the traceback instead.
 
 The working directory is put on the import path, as ``python -m`` does, so ``module:factory``
 names a module in the folder the command runs from (``jointopt inspect mynet:build_net``).
@@ -10,6 +11,7 @@ names a module in the folder the command runs from (``jointopt inspect mynet:bui
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -65,13 +67,32 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except KeyboardInterrupt:
-        print("jointopt: interrupted; completed work is kept (resume with --resume)", file=sys.stderr)
-        return 130
-    except (JointoptError, FileNotFoundError, PermissionError) as exc:
         if args.debug:
             raise
-        print(f"jointopt: error: {exc}", file=sys.stderr)
+        print(f"jointopt: interrupted; completed trials are kept{_resume_hint(args)}", file=sys.stderr)
+        return 130
+    except (JointoptError, OSError) as exc:  # OSError: a read-only or full disk, a missing file
+        if args.debug:
+            raise
+        hint = "; free some space or choose another --out" if getattr(exc, "errno", None) == errno.ENOSPC else ""
+        print(f"jointopt: error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug, or a library's error jointopt does not know: one line, the traceback on --debug
+        if args.debug:
+            raise
+        print(f"jointopt: error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _resume_hint(args) -> str:
+    if getattr(args, "command", None) == "search" and getattr(args, "out", None):
+        return f"; the interrupted trial is retried by `jointopt search --out {args.out} --resume`"
+    return ""
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ def run(args) -> int:
 
     config = resolve_config(args)
     out = Path(args.out) if args.out else default_run_dir()
+    args.out = str(out)  # what an interrupted study is resumed from (the one-line message says so)
     from ..train.distributed import launched
 
     if launched():  # started by torchrun: one trial on every process (DistributedDataParallel)

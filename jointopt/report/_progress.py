@@ -160,7 +160,15 @@ class Progress:
         self._print(f"trial {e.trial:>3} done ({self.done}/{self.trials}): {params_text(r.get('params', {}))}  "
                     f"val {r['val_acc']:.2f}%  test {r['test_acc']:.2f}%  {self.target} "
                     f"{r['cost_display'][self.target]}  kept {100 * r.get('kept_fraction', 1):.0f}%  "
-                    f"[{r['time_s']:.0f}s]")
+                    f"[{r['time_s']:.0f}s]" + (f"  ({r['collapsed']}; not a front point)" if r.get("collapsed") else ""))
+
+    def _on_trial_failed(self, e) -> None:
+        self._trial_started.pop(e.trial, None)
+        self._print(f"trial {e.trial:>3} failed: {params_text(e.data.get('params', {}))}  {e.data['reason']}")
+
+    def _on_warning(self, e) -> None:
+        where = f"trial {e.trial}" if e.trial is not None and e.trial >= 0 else "baseline" if e.trial else "study"
+        self._print(f"{where}: warning: {e.data['message']}")
 
     def close(self) -> None:
         if self.live:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import Config, PhaseConfig
 from ..cost import get_cost_model
+from ..errors import DivergedError
 from ..graph import convert
 from ..graph.network import SearchableNetwork
 from .checkpoint import save_checkpoint
@@ -92,19 +93,48 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
         total, count = 0.0, 0
         for x, y in _batches(dataset, config, phase, generator, device):
             loss = F.cross_entropy(model(x), y)
+            value = float(loss.detach())
+            if not math.isfinite(value):  # stop before the step spreads it: a NaN warm-up is never cached
+                raise DivergedError(f"the warm-up diverged at epoch {epoch} step {count}: the loss is {value} "
+                                    f"({_weights_state(model)}); lower warmup.lr (now {phase.lr:g})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss.detach()), count + 1
+            total, count = total + value, count + 1
         sched.step()
         val_acc, val_loss = evaluate(model, dataset, "val", config.data.eval_batch_size, device)
         bus.emit("epoch", trial, "warmup", epoch, loss=total / max(count, 1), task_loss=total / max(count, 1),
                  val_acc=val_acc, val_loss=val_loss, lr=opt.param_groups[0]["lr"])
         if stop.update(epoch, val_acc, model):
             break
+    if stop.state is None:
+        raise DivergedError("the warm-up kept no network: no epoch had a finite validation score; lower warmup.lr "
+                            f"(now {phase.lr:g})")
     model.load_state_dict(stop.state)
     bus.emit("phase_end", trial, "warmup", best_epoch=stop.best_epoch, val_acc=stop.best)
     return model, stop.best
+
+
+EXPLODED = 1e3  # a search whose task loss grows this many times above its first step's (and above 1) diverged
+
+
+def _weights_state(model: nn.Module) -> str:
+    """Why a loss stopped being finite: the first parameter that is not finite, if any."""
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            return f"the weights became non-finite, first {name!r}: a non-finite gradient or an exploding step"
+    return "the weights are finite: the forward pass overflowed"
+
+
+def _search_fault(net, epoch: int, step: int, task: float, reg: float, lam: float, lr: float) -> Optional[str]:
+    """The reason a search step's loss is not finite, or None when it is."""
+    where = f"the search diverged at epoch {epoch} step {step}"
+    if not math.isfinite(reg):
+        return (f"{where}: the cost term λ·cost/reference is {reg} at λ={lam:g} (a non-finite cost, or a λ too large "
+                "for float32); use a smaller λ")
+    if not math.isfinite(task):
+        return f"{where}: the task loss is {task} ({_weights_state(net)}); lower search.lr (now {lr:g})"
+    return None
 
 
 QUANTIZER_PARAMETERS = ("log_step", "act_clip")
@@ -147,6 +177,7 @@ class TrialRunner:
         self.cost_names = cost_names(config)
         self.cost_models = {name: get_cost_model(name) for name in self.cost_names}
         self.resume_state: Optional[dict] = None  # a checkpoint of an interrupted run of the same trial
+        self.warnings: List[str] = []  # what went wrong but left a usable network (result.json → warnings)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _emit(self, kind, phase=None, epoch=None, **data):
@@ -230,6 +261,7 @@ class TrialRunner:
         self._emit("phase_start", "search", epochs=phase.epochs, steps=steps, reference={k: float(net.reference_cost(m))
                                                                                         for k, m in self.cost_models.items()})
         first = self._restore("search", net, (opt_w, opt_s), sched, generator, stop)
+        first_task = None
         for epoch in range(first, phase.epochs):
             net.train().set_mode("soft")
             total = task_total = reg_total = 0.0
@@ -243,13 +275,21 @@ class TrialRunner:
                 if second is not None:
                     reg = reg + lam2 * net.cost(second) / ref2
                 loss = task + reg
+                task_value, reg_value = float(task.detach()), float(reg.detach())
+                fault = _search_fault(net, epoch, count, task_value, reg_value, lam, phase.lr)
+                if fault is None and first_task is not None and task_value > EXPLODED * max(first_task, 1.0):
+                    fault = (f"the search diverged at epoch {epoch} step {count}: the task loss rose from "
+                             f"{first_task:.3g} to {task_value:.3g}; lower search.lr (now {phase.lr:g})")
+                if fault is not None:
+                    raise DivergedError(fault)
+                first_task = task_value if first_task is None else first_task
                 opt_w.zero_grad(set_to_none=True)
                 opt_s.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_w.step()
                 opt_s.step()
-                total, task_total, reg_total, count = total + float(loss.detach()), task_total + float(task.detach()), \
-                    reg_total + float(reg.detach()), count + 1
+                total, task_total, reg_total, count = total + float(loss.detach()), task_total + task_value, \
+                    reg_total + reg_value, count + 1
                 if count % max(1, steps // 4) == 0:
                     self._emit("step", "search", epoch, step=count, steps=steps, loss=float(loss.detach()))
             sched.step()
@@ -260,6 +300,9 @@ class TrialRunner:
                 hard = {k: float(net.cost(m, hard=True)) for k, m in self.cost_models.items()}
                 soft = {k: float(net.cost(m, hard=False)) for k, m in self.cost_models.items()}
             net.set_mode("soft")
+            if not math.isfinite(val_loss) or not all(map(math.isfinite, hard.values())):
+                raise DivergedError(f"the search diverged at epoch {epoch}: validation loss {val_loss}, hard costs "
+                                    f"{hard} ({_weights_state(net)}); lower search.lr (now {phase.lr:g}) or λ")
             summary = net.summary()
             kept = sum(r["kept"] for r in summary) / max(1, sum(r["total"] for r in summary))
             score = val_loss + lam * hard[cfg.cost.target] / float(ref)
@@ -270,11 +313,17 @@ class TrialRunner:
                        selector_entropy=selector_entropy(net),
                        **{f"soft_cost/{k}": v for k, v in soft.items()}, **{f"hard_cost/{k}": v for k, v in hard.items()})
             self._emit("allocation", "search", epoch, layers=summary)
-            self._checkpoint("search", epoch, net, (opt_w, opt_s), sched, generator, stop)
             if decay is None:  # the budget schedule hardens the choice by the last step: keep the last epoch
-                stop.update(epoch, -epoch, net)
-            elif stop.update(epoch, score, net):
+                done = stop.update(epoch, -epoch, net) and False
+            else:
+                done = stop.update(epoch, score, net)
+            # after the update: a trial resumed from this checkpoint has this epoch's network as a candidate
+            self._checkpoint("search", epoch, net, (opt_w, opt_s), sched, generator, stop)
+            if done:
                 break
+        if stop.state is None:  # every epoch's score was NaN: nothing to freeze
+            raise DivergedError("the search kept no network: no epoch had a finite score; lower search.lr "
+                                f"(now {phase.lr:g}) or λ")
         net.load_state_dict(stop.state)
         net.state.sampling = phase.sampling
         self.freeze_report = self._soft_hard_gap(net)
@@ -302,6 +351,7 @@ class TrialRunner:
         self._emit("phase_start", "finetune", epochs=phase.epochs, steps=_steps_per_epoch(self.dataset, cfg, phase))
         teacher.eval()
         first = self._restore("finetune", frozen, (opt,), sched, generator, stop)
+        fault = None
         for epoch in range(first, phase.epochs):
             frozen.train()
             total, count = 0.0, 0
@@ -313,19 +363,31 @@ class TrialRunner:
                         target = teacher(x)
                     w = phase.distill_weight
                     loss = (1 - w) * loss + w * _distill_loss(out, target, phase.distill_temperature)
+                value = float(loss.detach())
+                if not math.isfinite(value):  # stop before the step spreads it; the best network so far is kept
+                    fault = f"the fine-tune diverged at epoch {epoch} step {count} (loss {value})"
+                    break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total, count = total + float(loss.detach()), count + 1
+                total, count = total + value, count + 1
+            if fault is not None:
+                break
             sched.step()
             val_acc, val_loss = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
             self._emit("epoch", "finetune", epoch, loss=total / max(count, 1), val_acc=val_acc, val_loss=val_loss,
                        lr=opt.param_groups[0]["lr"])
+            done = stop.update(epoch, val_acc, frozen)
             self._checkpoint("finetune", epoch, frozen, (opt,), sched, generator, stop,
                              {"searchable": getattr(self, "_searchable_state", None)})
-            if stop.update(epoch, val_acc, frozen):
+            if done:
                 break
         frozen.load_state_dict(stop.state)
+        if fault is not None:  # not silent: the trial's result and the log say so
+            kept = "the network before the fine-tune" if stop.best_epoch < 0 else f"its epoch {stop.best_epoch}"
+            message = f"{fault}; kept {kept}; lower finetune.lr (now {phase.lr:g})"
+            self.warnings.append(message)
+            self._emit("warning", "finetune", epoch, message=message)
         self._emit("phase_end", "finetune", best_epoch=stop.best_epoch, val_acc=stop.best)
         return frozen.eval()
 

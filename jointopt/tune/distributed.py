@@ -14,6 +14,7 @@ import torch
 from ..errors import ConfigError
 from ..train import EventBus, save_checkpoint, train_float
 from ..train.checkpoint import atomic_write_text
+from ..train.cuda import prepare
 from ..train.distributed import DistributedTrialRunner, ShardedData, data_parallel, setup, teardown
 from . import rundir
 from .front import front_csv, front_table, pareto_front
@@ -36,7 +37,7 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
             raise ConfigError(problem[0])
         if config.threads:
             torch.set_num_threads(config.threads)
-        dataset = load_dataset(config)
+        dataset = prepare(load_dataset(config), ranks.device)  # on CUDA: resident on the GPU, cuDNN autotuned
         data = ShardedData(dataset, ranks)
         if ranks.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)

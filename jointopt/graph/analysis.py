@@ -8,6 +8,8 @@ segment's width by the spatial size; a depthwise conv passes its input's groups 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -391,8 +393,18 @@ def analyze(gm: fx.GraphModule, example_inputs: Tuple[torch.Tensor, ...], exclud
     """Propagate shapes with ``example_inputs`` and build the channel groups of ``gm``."""
     from torch.fx.passes.shape_prop import ShapeProp
 
-    with torch.no_grad():
-        ShapeProp(gm).propagate(*example_inputs)
+    # ShapeProp prints the traceback of a failing node itself: keep it off the terminal, say it in one line
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            ShapeProp(gm).propagate(*example_inputs)
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            shapes = [list(x.shape) for x in example_inputs if isinstance(x, torch.Tensor)]
+            first = (str(cause).strip().splitlines() or [""])[0]
+            raise UnsupportedOpError(f"the model does not run on an input of shape "
+                                     f"{shapes[0] if len(shapes) == 1 else shapes}: {type(cause).__name__}: {first}; "
+                                     "check the input shape (inspect --input-shape, or the data set the config names)"
+                                     ) from exc
     unknown = set(exclude) - {n for n, m in gm.named_modules() if isinstance(m, ops.SEARCHABLE_MODULES)}
     if unknown:
         layers = sorted(n for n, m in gm.named_modules() if isinstance(m, ops.SEARCHABLE_MODULES))

@@ -197,6 +197,7 @@ def test_interrupted_trial_is_retried_on_resume(capsys, monkeypatch, tmp_path, t
     trials = load_study(study_name="jointopt", storage=f"sqlite:///{run / 'study.db'}").trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == trials[0].params and trials[1].user_attrs["retry_of"] == 0  # the λ is not lost
+    assert not list(run.glob("trials/*/checkpoint.pt"))  # the retry completed: no stale checkpoint is left
     if fault == "ctrl-c":  # continued from the checkpoint trial 0 wrote before the interrupt
         assert trials[1].user_attrs["resumed_from"] == {"trial": 0, "phase": "search", "epoch": 0}
     if fault == "bad-checkpoint":  # started over, and the log says why
@@ -287,3 +288,23 @@ def test_the_readme_reliability_table_names_tests_that_exist():
     named = set(re.findall(r"`(test_\w+)", section))
     defined = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(), re.M))
     assert len(named) >= 9 and named <= defined, named - defined
+
+
+def test_wrong_input_shape_is_one_line(capsys):
+    assert main(["inspect", "resnet8", "--input-shape", "1,5,5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "input of shape [2, 1, 5, 5]" in err, err
+
+
+def test_any_other_error_is_one_line_and_debug_shows_the_traceback(capsys, monkeypatch):
+    import jointopt.cli.inspect as inspect_cli
+
+    def boom(args):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(inspect_cli, "run", boom)
+    assert main(["inspect", "resnet8"]) == 1
+    assert capsys.readouterr().err == ("jointopt: error: RuntimeError: boom second line (rerun with --debug for "
+                                       "the traceback)\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", "inspect", "resnet8"])

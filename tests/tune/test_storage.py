@@ -45,3 +45,10 @@ def test_worker_with_another_config_is_refused_before_writing(tiny_config, tmp_p
     assert not (tmp_path / "machine-b").exists()
     # the same config joins from a new run directory with --resume (another machine)
     Study(tiny_config, tmp_path / "machine-c", storage=f"journal:{journal}", resume=True)
+
+
+def test_unreachable_database_is_one_line_before_writing(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match=r"postgresql://u:\*\*\*@127\.0\.0\.1:1/x") as err:
+        Study(tiny_config, tmp_path / "run", storage="postgresql://u:secret@127.0.0.1:1/x")  # nothing listens on port 1
+    assert "\n" not in str(err.value) and "secret" not in str(err.value)
+    assert not (tmp_path / "run").exists()

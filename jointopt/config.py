@@ -142,6 +142,9 @@ class Config:
     seed: int = 0
     device: str = "cpu"
     threads: Optional[int] = None
+    # mixed precision: the training forward passes under bf16 autocast (a CUDA feature; the CPU runs it too,
+    # slowly); quantizers, costs, losses, optimizer steps and every evaluation stay in fp32
+    amp: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)

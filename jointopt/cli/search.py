@@ -61,6 +61,9 @@ def register(subparsers) -> None:
                         "contain commas, --set space.act_bits=[2,4,8])")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: train under bf16 autocast (for CUDA; quantizers, costs and evaluation stay "
+                        "fp32); the config key amp")
     p.add_argument("--workers", type=int, metavar="N",
                    help="run N worker processes on this machine on one study (journal storage in --out unless "
                         "--storage is given; the warm-up is computed once), one per GPU with --device cuda")
@@ -102,6 +105,8 @@ def resolve_config(args):
             raise ConfigError(f"--lambda runs one trial with a fixed strength, but --trials {args.trials} was given; "
                               "drop one of them")
         sets.append("tuner.trials=1")
+    if getattr(args, "amp", False):
+        sets.append("amp=true")
     for flag, key in (("trials", "tuner.trials"), ("device", "device"), ("data_dir", "data.root"), ("seed", "seed"),
                       ("threads", "threads")):
         value = getattr(args, flag)

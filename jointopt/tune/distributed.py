@@ -25,6 +25,8 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
     """Run one trial with λ = ``lam`` under torchrun; every rank returns the result, rank 0 writes ``run_dir``."""
     import torch.distributed as dist
 
+    if config.amp:
+        raise ConfigError("amp: true is not supported under torchrun yet; run the trial without --amp")
     ranks = setup(config.device)
     run_dir = Path(run_dir)
     try:

@@ -6,9 +6,8 @@ For ResNet-8 (CIFAR-10, 32x32) and ResNet-18 (Tiny ImageNet, 64x64), on random b
 * ``search`` — the searchable network (BN folded, weights ``(0, 2, 4, 8)`` per channel, 8-bit
   activations), soft mode, ``task + λ·cost('memory')/ref``, Adam + SGD (the search phase's step);
 
-each with AMP off (fp32) and on (bf16 autocast over the forward; the optimizer steps in fp32). The
-search row with AMP measures what autocasting the searchable network's forward would give: jointopt's
-phases run in fp32 today. ``workers`` runs the same step loop in 1 or 2 processes at once (each on
+each with AMP off (fp32) and on (bf16 autocast over the forward, as ``jointopt search --amp`` trains;
+the quantizers, the cost and the optimizer steps in fp32). ``workers`` runs the same step loop in 1 or 2 processes at once (each on
 its own GPU where there are two, else sharing one) and reports their summed steps/s, what
 ``jointopt search --workers 2`` gains. Steps are timed after warm-up steps, with
 ``torch.cuda.synchronize()`` around the timed loop only (no host sync inside it).

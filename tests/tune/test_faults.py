@@ -1,7 +1,9 @@
 """Faults a study meets, each injected at a named point: what the user sees and what is kept.
 
-Broken cost models are refused before any training; inputs are validated before anything is
-written; the number formatters never raise.
+Broken cost models and bad inputs are refused before any training and before anything is written;
+a trial that diverges fails with its reason while the study goes on; an interrupted trial's λ is
+retried on ``--resume``; every error is one line; the number formatters never raise. The README's
+"Reliability" table lists these tests.
 """
 import math
 

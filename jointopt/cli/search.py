@@ -145,6 +145,12 @@ def run(args) -> int:
     print(f"\nPareto front ({len(summary['front'])} of {len(summary['results'])} trials), target "
           f"{config.cost.target}; accuracy on validation (the tuner's objective) and test:")
     print(study.table)
+    failed = summary.get("failed") or []
+    if failed:  # kept off the front, with their reasons (trials/<n>/failure.json)
+        print(f"\n{len(failed)} trial{'s' if len(failed) != 1 else ''} failed (not on the front; "
+              f"--resume does not retry them):")
+        for f in failed:
+            print(f"  trial {f['trial']}: {f['reason']}")
     print(f"\nrun directory: {out}")
     print(f"  report:      jointopt report {out}")
     print(f"  tensorboard: {tensorboard_command(out, config.to_dict(), trials=len(summary['results']))}")

@@ -107,7 +107,7 @@ FAST = ["--set", "warmup.epochs=1", "--set", "search.epochs=1", "--set", "finetu
         "--set", "tuner.baselines=[]"]
 
 
-def test_diverging_trial_fails_with_its_reason_and_the_study_continues(tiny_config, tmp_path):
+def test_diverging_trial_fails_with_its_reason_and_the_study_continues(capsys, tiny_config, tmp_path):
     import json
 
     from optuna.trial import TrialState
@@ -131,6 +131,12 @@ def test_diverging_trial_fails_with_its_reason_and_the_study_continues(tiny_conf
     assert record["reason"] == failed["reason"] and record["status"] == "failed"
     assert not (run / "trials/0/result.json").exists() and not (run / "trials/0/checkpoint.pt").exists()
     assert json.loads((run / "front.json").read_text())["failed"] == summary["failed"]
+    # the command line lists it under the front; --resume does not retry a trial that diverged
+    capsys.readouterr()
+    assert main(["search", "--out", str(run), "--resume", "--trials", "1", "--no-tensorboard", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 trial failed" in out and f"trial 0: {failed['reason']}" in out
+    assert len(study._study().trials) == 2
 
 
 def test_study_where_every_trial_diverges_says_so_and_why(capsys, tmp_path, tiny_config_file):

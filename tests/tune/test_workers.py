@@ -47,8 +47,10 @@ def test_two_workers_one_warmup_one_front(tiny_config_file, tmp_path):
     study = optuna.load_study(study_name="jointopt", storage=JournalStorage(JournalFileBackend(str(run / "journal.log"))))
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) >= 4 and len({t.number for t in done}) == len(done)
-    assert len({t.user_attrs["pid"] for t in done}) == 2  # both workers ran trials
     log = (run / "search.log").read_text()
+    workers = {int(pid) for pid in re.findall(r"pid=(\d+) study_start", log)}
+    assert len(workers) == 2  # two processes joined the study (which ran trials depends on the timing)
+    assert {t.user_attrs["pid"] for t in done} <= workers
     assert log.count("phase_start phase=warmup") == 1  # the warm-up was computed once, by one worker
     assert log.count("warmup_cached") == 1  # ... and loaded by the other
     front = json.loads((run / "front.json").read_text())  # gathered by the launcher: every worker's trials

@@ -12,12 +12,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, DivergedError
 from ..train import EventBus, TrialRunner, evaluate, load_checkpoint, save_checkpoint, train_float
 from ..train.phases import cost_names, describe_frozen
 from ..train.checkpoint import atomic_write_text
 from ..space import SearchSpace
 from . import rundir
+from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
+                       readable_checkpoint, record_failure)
 from .front import front_csv, front_table, pareto_front
 
 
@@ -61,7 +63,8 @@ def warmup_key(config: Config) -> str:
     """What determines the warm-up network: model, data, warm-up schedule, seed."""
     data = {k: v for k, v in config.to_dict()["data"].items() if k != "eval_batch_size"}
     blob = json.dumps({"model": config.to_dict()["model"], "data": data, "warmup": config.to_dict()["warmup"],
-                       "seed": config.seed, "version": config.version}, sort_keys=True)
+                       "seed": config.seed, "version": config.version,
+                       **({"amp": True} if config.amp else {})}, sort_keys=True)  # keys without amp unchanged
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -84,15 +87,20 @@ class Study:
         self.config, self.run_dir = config, Path(run_dir)
         self.fixed_lambda = fixed_lambda
         self.storage_url = storage or f"sqlite:///{(self.run_dir / rundir.STUDY_DB).resolve()}"
+        self.shared = storage is not None  # a storage several run directories (machines) may join
         self.resume = resume
         self.argv = argv
         from ..methods import get_method
 
         self.method = get_method(config.method)  # how each trial is chosen and run (`jointopt methods`)
         self.method.check(config, fixed_lambda)
+        from .preflight import check_lambda
+
+        check_lambda(fixed_lambda)
+        self.device = resolve_device(config.device)  # before anything is written: a wrong device leaves no folder
+        self._dataset = None
         self._prepare_dir()
         self.bus = EventBus([rundir.MetricsWriter(self.run_dir), rundir.LogWriter(self.run_dir), *listeners])
-        self.device = resolve_device(config.device)
         self.cost_names = cost_names(config)
 
     # -- run directory ----------------------------------------------------------------------------
@@ -102,8 +110,13 @@ class Study:
         if exists and not self.resume:
             raise ConfigError(f"run directory {str(self.run_dir)!r} already holds a study; pass --resume to continue it "
                               "or --out NEW_DIR to start another")
-        if self.resume and not exists:
+        if self.resume and not exists and not self.shared:  # a shared storage's study is joined from a new folder
             raise ConfigError(f"--resume: {str(self.run_dir)!r} holds no study (no {rundir.CONFIG}); start one with --out")
+        if self.shared:  # before anything is written: the database is reachable and its study has our config
+            from .storage import refuse_mismatch
+
+            refuse_mismatch(self.storage_url, self.config.tuner.study_name, self.config)
+        self._preflight()  # before the folder: a wrong model, data set or cost model leaves nothing to block a rerun
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if exists:
             saved = Config.from_yaml(config_path)
@@ -124,18 +137,19 @@ class Study:
             env["started"] = previous.get("started", env["started"])
         rundir.write_json(env_path, env)
 
+    def _preflight(self) -> None:
+        """The data set loads, the model converts and every cost model passes its conformance checks on
+        the study's own network (:mod:`jointopt.tune.preflight`): seconds, before any training."""
+        from .preflight import preflight
+
+        self._dataset = load_dataset(self.config)
+        preflight(self.config, self._dataset)
+
     # -- optuna -----------------------------------------------------------------------------------
     def _storage(self):
-        import optuna
+        from .storage import connect
 
-        url = self.storage_url
-        if url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-        if url.startswith("sqlite"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        return url
+        return connect(self.storage_url)  # postgresql:// gets the installed driver
 
     def _sampler(self):
         import optuna
@@ -175,7 +189,8 @@ class Study:
         return study
 
     def _recover_stale(self, study) -> None:
-        """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again."""
+        """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again.
+        Trials that failed without diverging (interrupted) and were never retried: queue them again too."""
         from optuna.trial import TrialState
 
         host = socket.gethostname()
@@ -184,6 +199,8 @@ class Study:
                 continue
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+        for number, params in interrupted_trials(study):  # Ctrl-C, a full disk, a bad checkpoint: never lost
+            study.enqueue_trial(params, user_attrs={"retry_of": number})
 
     # -- shared pieces: warm-up and baselines -----------------------------------------------------
     def warmup(self, dataset) -> torch.nn.Module:
@@ -198,7 +215,10 @@ class Study:
                 self.bus.emit("warmup_cached", data_key=key, val_acc=saved["val_acc"])
                 self.warmup_acc = saved["val_acc"]
                 return model.to(self.device)
-            model, val_acc = train_float(model, dataset, self.config, self.bus, self.device, self.config.seed)
+            from ..train.amp import autocast_forward
+
+            with autocast_forward(model, self.device, enabled=self.config.amp):
+                model, val_acc = train_float(model, dataset, self.config, self.bus, self.device, self.config.seed)
             save_checkpoint(path, {"state": model.state_dict(), "val_acc": val_acc, "key": key})
             rundir.write_json(path.with_suffix(".json"), {"key": key, "val_acc": val_acc,
                                                           "model": self.config.model.name})
@@ -229,7 +249,9 @@ class Study:
         cfg = self.config
         budget = cfg.override([f"finetune.epochs={cfg.search.epochs + cfg.finetune.epochs}",
                                f"finetune.max_steps={cfg.finetune.max_steps if cfg.finetune.max_steps is not None else 'null'}"])
-        runner = TrialRunner(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
+        from ..train.amp import runner_class
+
+        runner = runner_class(cfg)(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
         space = SearchSpace(weight_bits=(bits,), act_bits=(max(cfg.space.act_bits),))
         net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space).eval().set_mode("hard")
         runner.bind_costs(net)
@@ -247,7 +269,11 @@ class Study:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        dataset = load_dataset(cfg)
+        dataset = self._dataset if self._dataset is not None else load_dataset(cfg)
+        self._dataset = None  # the study holds it from here on
+        from ..train.cuda import prepare
+
+        dataset = prepare(dataset, self.device)  # on CUDA: resident on the GPU once, cuDNN autotuned
         self.input_shape = tuple(dataset.input_shape)
         rundir.write_json(self.run_dir / "dataset.json", {"name": dataset.name, "input_shape": list(dataset.input_shape),
                                                       "num_classes": dataset.num_classes,
@@ -259,6 +285,9 @@ class Study:
                                                       "raw_range": [float(dataset.train.x.min()), float(dataset.train.x.max())]
                                                       if len(dataset.train) else None})
         study = self._study()
+        from .storage import check_study_config
+
+        check_study_config(study, cfg)  # a worker with another config is refused, the differing keys named
         self.bus.emit("study_start", config=cfg.to_dict(), run_dir=str(self.run_dir), target=cfg.cost.target,
                       trials=cfg.tuner.trials, storage=self.storage_url)
         if self.resume:
@@ -271,9 +300,13 @@ class Study:
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         target_trials = 1 if self.fixed_lambda is not None else cfg.tuner.trials
         if done < target_trials:
-            study.optimize(self._objective(dataset, warm), n_trials=target_trials,
+            quiet_optuna_failures()
+            study.optimize(self._objective(dataset, warm), n_trials=target_trials, catch=(DivergedError,),
                            callbacks=[MaxTrialsCallback(target_trials, states=(TrialState.COMPLETE,))])
-        return self.finish(study, baselines)
+        summary = self.finish(study, baselines)
+        if not summary["results"] and summary["failed"]:
+            raise every_trial_failed(summary["failed"])
+        return summary
 
     def _plan_targets(self, dataset, warm, baselines) -> None:
         """Tell an adaptive sampler what the uniform networks reach and what the cost is relative to."""
@@ -307,20 +340,35 @@ class Study:
             if metrics.exists():
                 metrics.unlink()
             self.bus.emit("trial_start", trial.number, params=dict(trial.params), reason=reason)
-            runner = TrialRunner(cfg, dataset, self.bus, self.device, trial.number, tdir)
+            from ..train.amp import runner_class
+
+            runner = runner_class(cfg)(cfg, dataset, self.bus, self.device, trial.number, tdir)  # amp: bf16 autocast
             retry_of = trial.user_attrs.get("retry_of")
             previous = rundir.trial_dir(self.run_dir, retry_of) / "checkpoint.pt" if retry_of is not None else None
             if previous is not None and previous.exists():  # continue the killed trial from its last epoch
-                runner.resume_state = load_checkpoint(previous)
+                runner.resume_state = readable_checkpoint(previous, self.bus, trial.number)
+            if runner.resume_state is not None:
                 trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
                                                      "epoch": runner.resume_state["epoch"]})
-            result = self.method.run(runner, warm, params)
+            try:
+                result = self.method.run(runner, warm, params)
+            except DivergedError as exc:  # failed with its reason (Optuna, failure.json); the study goes on
+                record_failure(self.bus, trial, tdir, exc)
+                raise
             result["method"] = self.method.name
+            if runner.warnings:
+                result["warnings"] = list(runner.warnings)
+            collapsed = collapse_reason(result["val_acc"], getattr(self, "warmup_acc", None), dataset.num_classes,
+                                        len(dataset.val))
+            if collapsed:  # complete (the λ plan learns from it) but not a front point
+                result["collapsed"] = collapsed
             save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
             save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())
             result["input_shape"] = list(self.input_shape)
             rundir.write_json(tdir / "result.json", result)
             (tdir / "checkpoint.pt").unlink(missing_ok=True)  # the trial is complete: the final state is kept
+            if previous is not None:  # and the interrupted trial it retried is done with too
+                previous.unlink(missing_ok=True)
             trial.set_user_attr("result", self.result_summary(result))  # the full record is result.json
             self.bus.emit("trial_end", trial.number, result=result)
             return result["val_acc"], result["costs"][cfg.cost.target]
@@ -348,7 +396,7 @@ class Study:
         return out
 
     SUMMARY_KEYS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "kept_fraction",
-                    "mean_bits", "bits_histogram", "time_s", "method")
+                    "mean_bits", "bits_histogram", "time_s", "method", "collapsed")
 
     @classmethod
     def result_summary(cls, result: dict) -> dict:
@@ -356,12 +404,20 @@ class Study:
         The per-layer allocation and the rest stay in ``result.json``."""
         return json.loads(json.dumps({k: result[k] for k in cls.SUMMARY_KEYS if k in result}, default=str))
 
+    def gather(self) -> dict:
+        """The front of every trial the storage holds, written to this run directory, without running any:
+        what a launcher does once its workers are done (``jointopt search --workers``)."""
+        path = self.run_dir / rundir.BASELINES
+        baselines = json.loads(path.read_text()) if path.is_file() else {}
+        return self.finish(self._study(), baselines)
+
     def finish(self, study, baselines) -> dict:
         target = self.config.cost.target
         results = sorted(self.results(study), key=lambda r: r["trial"])
-        front = pareto_front(results, target)
+        front = pareto_front([r for r in results if not r.get("collapsed")], target)
         atomic_write_text(self.run_dir / rundir.PARETO_CSV, front_csv(front, target))
-        summary = {"target": target, "front": front, "results": results, "baselines": baselines}
+        summary = {"target": target, "front": front, "results": results, "baselines": baselines,
+                   "failed": failed_trials(study)}
         rundir.write_json(self.run_dir / rundir.FRONT_JSON, summary)
         self.table = front_table(front, target, baselines)
         self.bus.emit("study_end", front=front, results=results, baselines=baselines, target=target)

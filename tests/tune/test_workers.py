@@ -59,7 +59,7 @@ def test_two_workers_one_warmup_one_front(tiny_config_file, tmp_path):
 
 def test_ctrl_c_stops_every_worker(tiny_config_file, tmp_path):
     run = tmp_path / "run"
-    launcher = _launcher(tiny_config_file, run, "--workers", 2, "--trials", 50, "--set", "search.max_steps=400")
+    launcher = _launcher(tiny_config_file, run, "--workers", 2, "--trials", 50, "--set", "search.epochs=100", "--set", "search.max_steps=400")
     log = run / "search.log"
     deadline = time.time() + 300
     while time.time() < deadline and (not log.exists() or log.read_text().count(" trial_start ") < 2):

@@ -288,10 +288,10 @@ class TrialRunner:
                 loss.backward()
                 opt_w.step()
                 opt_s.step()
-                total, task_total, reg_total, count = total + float(loss.detach()), task_total + task_value, \
+                total, task_total, reg_total, count = total + task_value + reg_value, task_total + task_value, \
                     reg_total + reg_value, count + 1
                 if count % max(1, steps // 4) == 0:
-                    self._emit("step", "search", epoch, step=count, steps=steps, loss=float(loss.detach()))
+                    self._emit("step", "search", epoch, step=count, steps=steps, loss=task_value + reg_value)
             sched.step()
             net.temperature = schedule.temperature(min((epoch + 1) * steps, schedule.total_steps - 1))
             net.set_mode("hard")
@@ -314,7 +314,8 @@ class TrialRunner:
                        **{f"soft_cost/{k}": v for k, v in soft.items()}, **{f"hard_cost/{k}": v for k, v in hard.items()})
             self._emit("allocation", "search", epoch, layers=summary)
             if decay is None:  # the budget schedule hardens the choice by the last step: keep the last epoch
-                done = stop.update(epoch, -epoch, net) and False
+                stop.update(epoch, -epoch, net)
+                done = False
             else:
                 done = stop.update(epoch, score, net)
             # after the update: a trial resumed from this checkpoint has this epoch's network as a candidate

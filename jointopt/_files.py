@@ -1,0 +1,73 @@
+"""Files that are never half written, and a lock between processes.
+
+Every file jointopt writes (run directory, checkpoints, exports, reports, caches) goes through
+:func:`atomic_write_bytes`, :func:`atomic_write_text` or :func:`atomic_path`: a reader sees either
+the old file or the complete new one. The data are written to a temporary file in the same folder,
+flushed to disk, and renamed over the target; on any error the temporary file is removed.
+
+New files get the permissions a plain ``open(path, "w")`` would give them (0666 less the umask), not
+the 0600 of :func:`tempfile.mkstemp`, so a shared run directory stays readable by the group.
+
+:func:`file_lock` is an exclusive lock between processes (the ``filelock`` package: POSIX and Windows).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+import filelock
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    For writers that want a file name (``onnx.save``, ``numpy.savez``, a compiler): write to the
+    yielded path; it is fsynced and renamed over ``path`` when the block ends without an error,
+    and removed otherwise. ``mode`` sets the file's permissions (default: 0666 less the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (see the module's docstring)."""
+    with atomic_path(path, mode=mode) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: PathLike, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike, timeout: float = -1) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) between processes; wait for it by default."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(path), timeout=timeout):
+        yield

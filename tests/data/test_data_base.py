@@ -68,9 +68,20 @@ def test_batches_cover_the_split_once_and_respect_drop_last():
 
 def test_shuffle_is_reproducible_with_a_generator():
     ds = make()
-    first = [y for _, y in ds.batches("train", 8, shuffle=True, augment=True, generator=torch.Generator().manual_seed(1))]
-    second = [y for _, y in ds.batches("train", 8, shuffle=True, augment=True, generator=torch.Generator().manual_seed(1))]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+    def visit(seed, shuffle=True, augment=True):
+        batches = list(ds.batches("train", 8, shuffle=shuffle, augment=augment,
+                                  generator=torch.Generator().manual_seed(seed)))
+        return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+
+    first, second = visit(1), visit(1)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    # a real shuffle: every sample once, in another order than the split's, and another order for another seed
+    plain, shuffled, other = visit(1, shuffle=False, augment=False), visit(1, augment=False), visit(2, augment=False)
+    assert len(shuffled[0]) == len(plain[0]) == len(ds.train)
+    as_rows = lambda x: sorted(map(tuple, x.flatten(1).tolist()))
+    assert as_rows(shuffled[0]) == as_rows(plain[0])
+    assert not torch.equal(shuffled[0], plain[0]) and not torch.equal(shuffled[0], other[0])
 
 
 def test_random_shift_is_a_translation_with_fill():
@@ -103,10 +114,20 @@ def test_flip_mirrors_about_half_and_per_column_fill():
 
 
 def test_augmentation_runs_before_normalisation():
-    ds = make(augmentation=Augmentation(shift_h=5, shift_w=6))  # shifts can empty the whole image
-    x, _ = next(ds.batches("train", 40, augment=True, generator=torch.Generator().manual_seed(0)))
-    padded = -ds.mean / ds.std  # the normalised value of a black pixel
-    assert any(torch.isclose(x[:, c], padded[c]).any() for c in range(2))
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(1, 256, (40, 2, 5, 6), generator=g, dtype=torch.uint8)  # no black pixel in the data
+    ds = Dataset.from_tensors("toy", (raw, torch.arange(40) % 4), (raw[:8], torch.arange(8) % 4),
+                              augmentation=Augmentation(shift_h=2, shift_w=3))
+    x, _ = next(ds.batches("train", len(ds.train), augment=True, generator=torch.Generator().manual_seed(0)))
+    padded = (-ds.mean / ds.std).view(1, -1, 1, 1)  # the normalised value of a black (fill 0) pixel
+    black = torch.isclose(x, padded.expand_as(x))
+    assert black.any() and not torch.isclose(x, torch.zeros_like(x)).any()  # fill 0 after would stay 0
+    # exactly: shift the raw batch with the same draws, then normalise
+    expected = ds.augmentation(ds.train.x.float(), torch.Generator().manual_seed(0))
+    mean, std = ds.mean.view(1, -1, 1, 1), ds.std.view(1, -1, 1, 1)
+    assert torch.allclose(x, (expected - mean) / std, atol=1e-5)
+    plain, _ = next(ds.batches("train", len(ds.train), augment=False))
+    assert not torch.isclose(plain, padded.expand_as(plain)).any()  # without augmentation: no padding at all
 
 
 def test_limit_train_keeps_the_first_samples_and_the_normalisation():

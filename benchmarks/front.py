@@ -609,7 +609,7 @@ def main(argv=None) -> int:
                           f"{result['load_average_start']} -> {result['load_average_end']}", file=sys.stderr)
         for result in results:
             _save(out, record, result)
-    from jointopt.tune.rundir import file_lock
+    from jointopt._files import file_lock
 
     with file_lock(out / "front.lock"):
         if not args.render_only:
@@ -621,7 +621,7 @@ def main(argv=None) -> int:
 
 def _save(out: Path, record: dict, result: dict) -> None:
     """Store one study in ``record`` and on disk; studies run side by side share one front.json."""
-    from jointopt.tune.rundir import file_lock
+    from jointopt._files import file_lock
 
     with file_lock(out / "front.lock"):
         _take_in(record, out)
@@ -650,7 +650,7 @@ def _store(record: dict, result: dict) -> None:
 
 
 def _write(out: Path, record: dict) -> None:
-    from jointopt.train.checkpoint import atomic_write_text
+    from jointopt._files import atomic_write_text
 
     atomic_write_text(out / "front.json", json.dumps(record, indent=2, default=str) + "\n")
     atomic_write_text(out / "front.md", render(record))

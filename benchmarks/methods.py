@@ -217,7 +217,7 @@ def main(argv=None) -> int:
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
         record["benches"][bench] = result
         record["wall_s"] = time.time() - t0
-        from jointopt.train.checkpoint import atomic_write_text
+        from jointopt._files import atomic_write_text
 
         atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=1, default=str) + "\n")
         atomic_write_text(out / f"{stem}.md", render(record))

@@ -39,7 +39,9 @@ def atomic_path(path: PathLike, *, mode: int | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the temporary name does not contain the target's (a watcher such as TensorBoard, which picks up any
+    # file whose name holds "tfevents", must not read a half-written file)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".jointopt-", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:

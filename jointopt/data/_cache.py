@@ -12,12 +12,13 @@ Files the user already has may also sit directly under ``root`` (``root/cifar-10
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import torch
+
+from .._files import atomic_path
 
 ENV_ROOT = "JOINTOPT_DATA_DIR"
 CACHE_FORMAT = 1
@@ -60,17 +61,9 @@ def load_cache(path: Path, key: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def save_cache(path: Path, key: Dict[str, Any], payload: Dict[str, Any]) -> None:
-    """Write atomically (temporary file in the same folder, then rename); warn if not writable."""
+    """Write atomically (:func:`jointopt._files.atomic_path`); warn, and go on without it, if it cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-", suffix=".tmp")
+        with atomic_path(path) as tmp:
+            torch.save({"format": CACHE_FORMAT, "key": key, "payload": payload}, tmp)
     except OSError as exc:
         warnings.warn(f"cannot write the data cache {str(path)!r} ({exc}); it will be rebuilt next time", stacklevel=3)
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": CACHE_FORMAT, "key": key, "payload": payload}, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

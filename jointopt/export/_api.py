@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .._files import atomic_write_text
 from ..errors import ExportError
 from .manifest import check_frozen
 
@@ -258,8 +259,8 @@ def export(frozen, out: Union[str, Path], example_input, formats: Union[str, Seq
     failures = [k for k, v in checks.items() if isinstance(v, dict) and v.get("ok") is False]
     checks["ok"] = not failures
     merged = _merge_verification(out / VERIFY_JSON, checks)
-    (out / VERIFY_JSON).write_text(json.dumps(merged, indent=1, default=str) + "\n")
-    (out / SUMMARY_TXT).write_text(summary_table(rows) + "\n")
+    atomic_write_text(out / VERIFY_JSON, json.dumps(merged, indent=1, default=str) + "\n")
+    atomic_write_text(out / SUMMARY_TXT, summary_table(rows) + "\n")
     result = ExportResult(out, {**files, "verify": out / VERIFY_JSON, "summary": out / SUMMARY_TXT}, rows, checks,
                           failures)
     if failures:

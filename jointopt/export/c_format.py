@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
+from .._files import atomic_write_text
 from ..errors import ExportError
 from ._c_program import run_function
 from .integer import AddOp, AvgPoolOp, ConvOp, IntegerProgram, LutOp, MaxPoolOp
@@ -196,9 +197,9 @@ def write_c(program: IntegerProgram, out, name: str, comment: str = "", preproce
     flash = flash_bytes(program, preprocessing)
     files = {"c": out / f"{lower}.h", "c_source": out / f"{lower}.c", "c_main": out / f"{lower}_main.c",
              "runtime_h": out / RUNTIME_FILES[0], "runtime": out / RUNTIME_FILES[1]}
-    files["c"].write_text(_header(program, lower, comment, preprocessing, flash))
-    files["c_source"].write_text(run_function(program, lower, preprocessing))
-    files["c_main"].write_text(_main(lower))
+    atomic_write_text(files["c"], _header(program, lower, comment, preprocessing, flash))
+    atomic_write_text(files["c_source"], run_function(program, lower, preprocessing))
+    atomic_write_text(files["c_main"], _main(lower))
     for role, filename in (("runtime_h", RUNTIME_FILES[0]), ("runtime", RUNTIME_FILES[1])):
-        files[role].write_text(_runtime_text(filename))
+        atomic_write_text(files[role], _runtime_text(filename))
     return files

@@ -32,6 +32,7 @@ from typing import List, Union
 
 import numpy as np
 
+from .._files import atomic_path
 from ..errors import ExportError
 from ..quant import act_levels
 from ..quant.packing import channel_bit_offsets, packed_bytes
@@ -73,7 +74,7 @@ def write_packed(layers: List[PackedLayer], path: Union[str, Path], extra: dict 
     arrays["meta"] = np.asarray(json.dumps(meta))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     return path
 

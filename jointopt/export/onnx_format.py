@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 import torch
 
+from .._files import atomic_write_bytes
 from ..errors import ExportError
 from ..nn.frozen import FrozenLayer
 from ..quant.packing import pack_codes
@@ -317,5 +318,5 @@ def write_onnx(frozen, layers: List[PackedLayer], example: torch.Tensor, path: U
         raise ExportError(f"the generated ONNX model fails onnx.checker: {exc}") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path))
+    atomic_write_bytes(path, model.SerializeToString())
     return path

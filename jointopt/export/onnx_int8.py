@@ -24,6 +24,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from .._files import atomic_write_bytes
 from ..errors import ExportError
 from .integer import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, IntegerProgram, LutOp, MaxPoolOp, PadOp,
                       QuantizeOp)
@@ -219,7 +220,7 @@ def write_onnx_int8(program: IntegerProgram, path, metadata: Dict[str, str] = No
     onnx.checker.check_model(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    atomic_write_bytes(path, model.SerializeToString())
     return path
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import fx
 
+from .._files import atomic_write_bytes, atomic_write_text
 from ..errors import ExportError
 from .manifest import build_manifest, build_network, check_digest, manifest_digest
 
@@ -41,12 +42,12 @@ def save_torch(frozen: fx.GraphModule, directory: Union[str, Path], name: str, i
     state = {k: v.detach().cpu().numpy() for k, v in frozen.state_dict().items()}
     np.savez(buffer, **state)
     data = buffer.getvalue()
-    weights_path.write_bytes(data)
+    atomic_write_bytes(weights_path, data)
     manifest = build_manifest(frozen, input_shape, extra)
     manifest["weights"] = {"file": weights_path.name, "sha256": _sha256(data), "bytes": len(data)}
     manifest["sha256"] = manifest_digest(manifest)
     manifest_path = directory / f"{name}{MANIFEST_SUFFIX}"
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
     return {"manifest": manifest_path, "weights": weights_path}
 
 

@@ -7,8 +7,9 @@ training process and in worker processes.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
+
+from .._files import atomic_write_bytes
 
 DPI = 110
 
@@ -34,12 +35,8 @@ def save_png(fig, path: Path) -> Path:
 
 
 def write_atomic(path, data) -> None:
-    """Write ``data`` (bytes or text) so that a reader sees the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    """Write ``data`` (bytes, or text as UTF-8) atomically: :func:`jointopt._files.atomic_write_bytes`."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def bit_colors(widths):

@@ -8,13 +8,16 @@ only when complete.
 """
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import io
 import json
 import os
 import socket
 import time
 from pathlib import Path
 from typing import List
+
+from .._files import atomic_write_bytes, atomic_write_text, file_lock
 
 
 def image_summary(tag: str, png: bytes):
@@ -47,8 +50,8 @@ class StudyEvents:
 
     def __enter__(self):
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.lock_path, "a")
-        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(file_lock(self.lock_path))
         try:
             self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         except json.JSONDecodeError:
@@ -59,10 +62,9 @@ class StudyEvents:
         try:
             if kind is None and self._queue:
                 self._write()
-                self.state_path.write_text(json.dumps(self.state))
+                atomic_write_text(self.state_path, json.dumps(self.state))
         finally:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
+            self._lock.close()
 
     def _write(self) -> None:
         from tensorboard.compat.proto import event_pb2
@@ -73,13 +75,12 @@ class StudyEvents:
         self.state.update(stamp=stamp, sequence=sequence)
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"events.out.tfevents.{stamp:010d}.{sequence:08d}.{socket.gethostname()}.{os.getpid()}.jointopt"
-        tmp = self.folder / f".partial.{sequence}.{os.getpid()}.tmp"  # TensorBoard skips it: no "tfevents"
-        with open(tmp, "wb") as f:
-            writer = RecordWriter(f)
-            now = time.time()
-            writer.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
-            for summary, step in self._queue:
-                writer.write(event_pb2.Event(wall_time=now, step=step, summary=summary).SerializeToString())
-            writer.flush()
-        os.replace(tmp, self.folder / name)
+        buffer = io.BytesIO()  # the whole file, then renamed into place (the temporary name has no "tfevents")
+        writer = RecordWriter(buffer)
+        now = time.time()
+        writer.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+        for summary, step in self._queue:
+            writer.write(event_pb2.Event(wall_time=now, step=step, summary=summary).SerializeToString())
+        writer.flush()
+        atomic_write_bytes(self.folder / name, buffer.getvalue())
         self._queue.clear()

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ConfigError
 from ..train import EventBus, save_checkpoint, train_float
-from ..train.checkpoint import atomic_write_text
+from .._files import atomic_write_text
 from ..train.cuda import prepare
 from ..train.distributed import DistributedTrialRunner, ShardedData, data_parallel, setup, teardown
 from . import rundir

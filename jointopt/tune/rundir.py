@@ -1,18 +1,14 @@
 """The run directory: layout, environment record, and the listeners that write per-trial files."""
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
 import json
 import os
 import platform
 import socket
 import sys
 from pathlib import Path
-from typing import Iterator
-
-from ..train.checkpoint import atomic_write_text
+from .._files import atomic_write_text
 from ..train.events import Event
 
 CONFIG = "config.yaml"
@@ -56,18 +52,6 @@ def environment(config, argv=None) -> dict:
         "seed": config.seed, "command": " ".join(argv if argv is not None else sys.argv),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes on this machine (warm-up, baselines)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class MetricsWriter:

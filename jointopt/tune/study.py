@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import ConfigError, DivergedError
 from ..train import EventBus, TrialRunner, evaluate, load_checkpoint, save_checkpoint, train_float
 from ..train.phases import cost_names, describe_frozen
-from ..train.checkpoint import atomic_write_text
+from .._files import atomic_write_text, file_lock
 from ..space import SearchSpace
 from . import rundir
 from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
@@ -206,7 +206,7 @@ class Study:
     def warmup(self, dataset) -> torch.nn.Module:
         key = warmup_key(self.config)
         path = self.run_dir / "warmup" / f"{key}.pt"
-        with rundir.file_lock(self.run_dir / "warmup" / f"{key}.lock"):
+        with file_lock(self.run_dir / "warmup" / f"{key}.lock"):
             torch.manual_seed(self.config.seed)  # the initial weights depend on the seed only
             model = build_model(self.config, dataset.input_shape, dataset.num_classes)
             if path.exists():
@@ -227,7 +227,7 @@ class Study:
 
     def baselines(self, dataset, warm) -> Dict[str, dict]:
         path = self.run_dir / rundir.BASELINES
-        with rundir.file_lock(self.run_dir / "baselines.lock"):
+        with file_lock(self.run_dir / "baselines.lock"):
             if path.exists():
                 return json.loads(path.read_text())
             out: Dict[str, dict] = {}

@@ -1,0 +1,146 @@
+"""jointopt._files: atomic writes (old or whole new file, never half), ordinary permissions, one lock."""
+import multiprocessing as mp
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from jointopt import _files
+from jointopt._files import atomic_path, atomic_write_bytes, atomic_write_text, file_lock
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "result.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_a_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "a.bin"
+    atomic_write_bytes(target, b"old")
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "replace", no_space)
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "x.txt", "x")
+        assert _mode(tmp_path / "x.txt") == 0o644
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "y.txt", "y")
+        assert _mode(tmp_path / "y.txt") == 0o600
+        atomic_write_text(tmp_path / "z.txt", "z", mode=0o640)
+        assert _mode(tmp_path / "z.txt") == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_checkpoints_and_run_files_are_0644_under_umask_022(tmp_path):
+    from jointopt.train.checkpoint import save_checkpoint
+    from jointopt.tune.rundir import write_json
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "checkpoint.pt", {"w": torch.ones(2)})
+        write_json(tmp_path / "result.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "checkpoint.pt") == 0o644 and _mode(tmp_path / "result.json") == 0o644
+
+
+def _hold(path, holding, release):
+    with file_lock(path):
+        holding.set()
+        release.wait(30)
+
+
+def test_the_lock_excludes_another_process(tmp_path):
+    ctx = mp.get_context("spawn")
+    holding, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(str(tmp_path / "x.lock"), holding, release))
+    child.start()
+    try:
+        assert holding.wait(60), "the child never took the lock"
+        import filelock
+
+        with pytest.raises(filelock.Timeout):
+            with file_lock(tmp_path / "x.lock", timeout=0.2):
+                pass
+        release.set()
+        child.join(30)
+        with file_lock(tmp_path / "x.lock", timeout=5):  # free once the holder let go
+            pass
+    finally:
+        release.set()
+        child.join(5)
+
+
+@pytest.fixture
+def failing_rename(monkeypatch):
+    """Every atomic write fails at its rename, as on a full disk after the data were written."""
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "replace", fail)
+
+
+@pytest.mark.parametrize("fmt", ["torch", "onnx", "onnx_int8", "npz", "c"])
+def test_every_export_format_writes_through_the_helper(tmp_path, monkeypatch, fmt):
+    """Every file an export leaves in its folder was renamed into place by jointopt._files.
+
+    A writer that bypassed the helper (``open(path, "w")``, ``onnx.save``, ``np.savez(path)``)
+    would leave a file that no atomic rename produced.
+    """
+    import jointopt
+    from jointopt.export import export
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = torch.randn(8, 1, 6, 6)
+    frozen = jointopt.convert(model.eval(), x).eval().set_mode("hard").freeze().eval()
+    out = tmp_path / "export"
+    renamed = set()
+    replace = os.replace
+
+    def spy(src, dst):
+        renamed.add(Path(dst).resolve())
+        replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", spy)
+    export(frozen, out, x, fmt)
+    written = {p.resolve() for p in out.rglob("*") if p.is_file()}
+    assert written and written <= renamed, sorted(p.name for p in written - renamed)
+
+
+def test_report_files_are_written_through_the_helper(tmp_path, monkeypatch):
+    from jointopt.report._render import write_atomic
+
+    target = tmp_path / "report.html"
+    target.write_text("old")
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "replace", no_space)
+    with pytest.raises(OSError):
+        write_atomic(target, "<html>new</html>")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]

@@ -48,12 +48,19 @@ def test_inspect_grouped_conv_is_reported(capsys, tmp_path):
 
 
 def test_errors_are_one_line_with_exit_code_1(capsys, tmp_path):
-    code, _, err = run(capsys, "inspect", "resnet9")
-    assert code == 1 and "did you mean 'resnet8'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "search", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"))
-    assert code == 1 and "does not exist" in err
-    code, _, err = run(capsys, "search", "--set", "serch.epochs=3", "--out", str(tmp_path / "r"))
-    assert code == 1 and "search" in err
-    code, _, err = run(capsys, "search", "--target", "memroy", "--out", str(tmp_path / "r"))
-    assert code == 1 and "did you mean 'memory'" in err
+    def error(*argv):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == "", (code, out)
+        assert err.startswith("jointopt: error: ") and err.endswith("\n") and err.count("\n") == 1, err
+        assert "Traceback" not in err
+        return err
+
+    assert "unknown model 'resnet9'; did you mean 'resnet8'" in error("inspect", "resnet9")
+    missing = tmp_path / "nope.yaml"
+    assert f"config file '{missing}' does not exist" in error("search", "--config", str(missing),
+                                                              "--out", str(tmp_path / "r"))
+    err = error("search", "--set", "serch.epochs=3", "--out", str(tmp_path / "r"))
+    assert "'serch' is not a config section (did you mean 'search'?)" in err and "serch.epochs=3" in err
+    assert "unknown cost model 'memroy'; did you mean 'memory'" in error("search", "--target", "memroy",
+                                                                           "--out", str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()  # nothing is created when the input is bad

@@ -169,13 +169,25 @@ def test_activation_search_space_runs_and_freezes():
 
 @pytest.mark.parametrize("sampling", ["gumbel", "hard"])
 def test_sampling_modes_train(sampling):
+    torch.manual_seed(0)
     cls, shape = TOPOLOGIES["residual"]
     x = torch.randn(*shape)
     net = jointopt.convert(cls().eval(), x, jointopt.SearchSpace(sampling=sampling))
     before = [p.detach().clone() for p in net.selector_parameters()]
     search_steps(net, x, steps=2)
     after = list(net.selector_parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the selectors get gradients
+    net.train()
+    first, second = net(x), net(x)
+    net.state.mode = "hard"
+    argmax = net(x)
+    net.state.mode = "soft"
+    if sampling == "gumbel":  # a fresh random draw every forward pass (softmax would repeat itself)
+        assert not torch.allclose(first, second)
+    else:  # the forward pass is the argmax network's (softmax would mix every width)
+        assert torch.equal(first, second) and torch.allclose(first, argmax, atol=1e-5)
+    net.eval()  # evaluation does not sample
+    assert torch.equal(net(x), net(x))
 
 
 def test_no_pruning_space_has_no_prunable_groups():

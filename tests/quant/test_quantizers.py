@@ -1,4 +1,5 @@
 """Quantizers: properties over random inputs (Hypothesis)."""
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,12 +95,32 @@ def test_activation_levels(seed, bits, signed, clip):
     assert quantize_activation(torch.zeros(3), torch.tensor(clip), (bits,), signed=signed).abs().max() == 0
 
 
-def test_pact_clip_gradient_and_straight_through():
-    x = torch.tensor([-1.0, 0.5, 2.0, 3.0], requires_grad=True)
-    clip = torch.tensor(1.5, requires_grad=True)
-    quantize_activation(x, clip, (8,), signed=False).sum().backward()
-    assert x.grad.tolist() == [0.0, 1.0, 0.0, 0.0]
-    assert clip.grad.item() == 2.0  # two elements above the clip
-    probs = torch.tensor([0.5, 0.5], requires_grad=True)
-    quantize_activation(x.detach(), clip.detach(), (2, 8), probs).sum().backward()
-    assert probs.grad is not None and probs.grad.shape == (2,)
+def fake_quant(x, clip, bits, signed):
+    """The activation grid written out: clamp, round to the step clip / top, scale back."""
+    top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    step = clip / top
+    return torch.round(x.clamp(-clip if signed else 0.0, clip) / step) * step
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_pact_clip_gradient_and_straight_through(signed):
+    a = 1.5
+    # inside, outside on both sides, and exactly on the clip bounds (inside: clamp leaves them alone)
+    x = torch.tensor([-3.0, -1.5, -1.0, -0.2, 0.0, 0.5, 1.2, 1.5, 2.0, 3.0], requires_grad=True)
+    upstream = torch.tensor([0.3, -1.1, 0.7, 2.0, -0.4, 1.3, -0.6, 0.9, 1.7, -2.5])  # distinct, so sums tell
+    clip = torch.tensor(a, requires_grad=True)
+    quantize_activation(x, clip, (8,), signed=signed).backward(upstream)
+    lo = -a if signed else 0.0
+    inside = (x.detach() >= lo) & (x.detach() <= a)
+    # straight-through inside the clip range, zero outside
+    assert torch.equal(x.grad, torch.where(inside, upstream, torch.zeros_like(upstream)))
+    # PACT: the clip gets the upstream gradient of the elements clipped at +a (minus those clipped at -a)
+    expected = upstream[x.detach() > a].sum() - (upstream[x.detach() < -a].sum() if signed else 0.0)
+    assert clip.grad.item() == pytest.approx(expected.item(), abs=1e-6)
+    # two widths mixed by probabilities: the output is the mixture and each probability gets <grad, q_b(x)>
+    probs = torch.tensor([0.3, 0.7], requires_grad=True)
+    y = quantize_activation(x.detach(), clip.detach(), (2, 8), probs, signed=signed)
+    q2, q8 = fake_quant(x.detach(), a, 2, signed), fake_quant(x.detach(), a, 8, signed)
+    assert torch.allclose(y, 0.3 * q2 + 0.7 * q8, atol=1e-6)
+    y.backward(upstream)
+    assert torch.allclose(probs.grad, torch.stack([(upstream * q2).sum(), (upstream * q8).sum()]), atol=1e-5)

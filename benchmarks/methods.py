@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 try:  # run as part of the benchmarks package, or as a script
-    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, machine, schedule
+    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule
 except ImportError:
-    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, machine, schedule
+    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -92,9 +92,35 @@ def run_method(bench: str, method: str, args, shared: Optional[Path], stamp: str
             "dataset": json.loads((run_dir / "dataset.json").read_text())}
 
 
+def recorded_method(bench: str, method: str, run_dir: Path) -> Optional[dict]:
+    """The record of a method's study that already ran (``--from-runs``), or None when it did not finish.
+
+    The same analysis as a live run; the timing comes from the run's ``search.log`` (1 s resolution).
+    """
+    from jointopt.config import Config
+
+    front = run_dir / "front.json"
+    if not front.is_file():
+        return None
+    summary = json.loads(front.read_text())
+    config = Config.from_yaml(run_dir / "config.yaml")
+    env = json.loads((run_dir / "environment.json").read_text())
+    return {"bench": bench, "method": method, "run_dir": str(run_dir), "date_utc": env.get("started"),
+            "overrides": [f"method={method}", "(recorded run: see its config.yaml)"], "shared_from": None,
+            "schedule": schedule(config), "timing": log_timing(run_dir), "analysis": analyse(summary),
+            "dataset": json.loads((run_dir / "dataset.json").read_text())}
+
+
 def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
     records, shared = {}, None
     for method in methods:
+        if args.from_runs:
+            record = recorded_method(bench, method, Path(args.from_runs) / method)
+            if record is None:
+                print(f"[{bench}] {method}: no finished study in {args.from_runs}; left out", file=sys.stderr)
+                continue
+            records[method] = record
+            continue
         records[method] = run_method(bench, method, args, shared, stamp)
         shared = shared or Path(records[method]["run_dir"])
     return {"bench": bench, "title": BENCHES[bench]["title"], "config": BENCHES[bench]["config"], "methods": records}
@@ -198,7 +224,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default $JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
     parser.add_argument("--kws-speakers", type=int, default=KWS_SPEAKERS,
                         help="speakers of the synthetic keyword corpus (built if missing, ~11 min for 1000)")
+    parser.add_argument("--from-runs", metavar="DIR", help="analyse the finished method studies under DIR/<method> "
+                        "(a run of this benchmark, e.g. one stopped part-way) instead of running them; with one --only")
     args = parser.parse_args(argv)
+    if args.from_runs and len(args.only or []) != 1:
+        parser.error("--from-runs needs exactly one --only BENCH (the benchmark those run directories belong to)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in list_methods()]
     if unknown:

@@ -20,13 +20,16 @@ from .phases import TrialRunner
 def autocast_forward(module: nn.Module, device, enabled: bool = True):
     """While open, ``module``'s forward in training mode runs under bf16 autocast and returns fp32.
 
-    Evaluation (eval mode) is untouched. On leaving, the module is its plain self again.
+    Evaluation (eval mode) is untouched. On leaving, the module's forward is what it was before.
+    It wraps whatever forward the module has at the time (its class's, or another wrapper such as
+    :func:`jointopt.train.distributed.data_parallel`'s), so the two compose in either order.
     """
     if not enabled:
         yield module
         return
     kind = torch.device(device).type
-    plain = type(module).forward.__get__(module)
+    previous = module.__dict__.get("forward")
+    plain = previous or type(module).forward.__get__(module)
 
     def forward(*args, **kwargs):
         if not module.training:
@@ -39,11 +42,20 @@ def autocast_forward(module: nn.Module, device, enabled: bool = True):
     try:
         yield module
     finally:
-        del module.forward
+        restore_forward(module, previous)
+
+
+def restore_forward(module: nn.Module, previous) -> None:
+    """Put back the instance-level forward a wrapper replaced (none: the class's)."""
+    if previous is None:
+        module.__dict__.pop("forward", None)
+    else:
+        module.forward = previous
 
 
 class AmpTrialRunner(TrialRunner):
-    """:class:`TrialRunner` whose search and fine-tune train under bf16 autocast."""
+    """:class:`TrialRunner` whose search and fine-tune train under bf16 autocast (a mixin too: see
+    :class:`jointopt.train.distributed.DistributedAmpTrialRunner`)."""
 
     def search(self, net, *args, **kwargs):
         with autocast_forward(net, self.device):

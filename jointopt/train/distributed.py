@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .amp import AmpTrialRunner, restore_forward
 from .phases import TrialRunner
 
 
@@ -101,7 +102,8 @@ def data_parallel(module: nn.Module, ranks: Ranks, find_unused: bool = False):
 
     ddp = DistributedDataParallel(module, device_ids=[ranks.device] if ranks.device.type == "cuda" else None,
                                   find_unused_parameters=find_unused)
-    plain = type(module).forward.__get__(module)
+    previous = module.__dict__.get("forward")  # another wrapper (bf16 autocast), kept inside this one
+    plain = previous or type(module).forward.__get__(module)
     inside = [False]
 
     def forward(*args, **kwargs):
@@ -117,7 +119,7 @@ def data_parallel(module: nn.Module, ranks: Ranks, find_unused: bool = False):
     try:
         yield module
     finally:
-        del module.forward
+        restore_forward(module, previous)
 
 
 class DistributedTrialRunner(TrialRunner):
@@ -135,3 +137,11 @@ class DistributedTrialRunner(TrialRunner):
         frozen.to(self.device)
         with data_parallel(frozen, self.ranks):
             return super().finetune(frozen, teacher, seed)
+
+
+class DistributedAmpTrialRunner(AmpTrialRunner, DistributedTrialRunner):
+    """DistributedDataParallel and bf16 autocast together (``amp: true`` under torchrun).
+
+    The autocast wrapper is installed first and the DDP one around it: DDP's forward (which prepares
+    the gradient all-reduce) runs in fp32, the network's layers under autocast, the quantizers in fp32.
+    """

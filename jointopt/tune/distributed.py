@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..train import EventBus, save_checkpoint, train_float
 from .._files import atomic_write_text
 from ..train.cuda import prepare
-from ..train.distributed import DistributedTrialRunner, ShardedData, data_parallel, setup, teardown
+from ..train.amp import autocast_forward
+from ..train.distributed import DistributedAmpTrialRunner, DistributedTrialRunner, ShardedData, data_parallel, setup, teardown
 from . import rundir
 from .front import front_csv, front_table, pareto_front
 from .study import build_model, load_dataset, warmup_key
@@ -25,8 +26,6 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
     """Run one trial with λ = ``lam`` under torchrun; every rank returns the result, rank 0 writes ``run_dir``."""
     import torch.distributed as dist
 
-    if config.amp:
-        raise ConfigError("amp: true is not supported under torchrun yet; run the trial without --amp")
     ranks = setup(config.device)
     run_dir = Path(run_dir)
     try:
@@ -55,7 +54,7 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
                  storage=None)
         torch.manual_seed(config.seed)  # the initial weights depend on the seed only, as in a study
         model = build_model(config, dataset.input_shape, dataset.num_classes).to(ranks.device)
-        with data_parallel(model, ranks):
+        with autocast_forward(model, ranks.device, enabled=config.amp), data_parallel(model, ranks):
             warm, warm_acc = train_float(model, data, config, bus, ranks.device, config.seed)
         key = warmup_key(config)
         tdir = rundir.trial_dir(run_dir, 0)
@@ -63,8 +62,9 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
             save_checkpoint(run_dir / "warmup" / f"{key}.pt", {"state": warm.state_dict(), "val_acc": warm_acc, "key": key})
             tdir.mkdir(parents=True, exist_ok=True)
         bus.emit("trial_start", 0, params={"lambda": lam}, reason="fixed λ (torchrun)")
-        runner = DistributedTrialRunner(config, data, bus, ranks.device, 0, tdir if ranks.is_main else None,
-                                        ranks=ranks)
+        runner_class = DistributedAmpTrialRunner if config.amp else DistributedTrialRunner  # amp: bf16 autocast
+        runner = runner_class(config, data, bus, ranks.device, 0, tdir if ranks.is_main else None,
+                              ranks=ranks)
         result = runner.run(warm, lam)
         result.update(method="joint", input_shape=list(dataset.input_shape), world_size=ranks.world)
         if ranks.is_main:

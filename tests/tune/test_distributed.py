@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+import jointopt
 from jointopt.train import EventBus, TrialRunner, load_checkpoint, train_float
 from jointopt.tune.study import build_model, load_dataset, warmup_key
 
@@ -50,3 +51,46 @@ def test_torchrun_trial_equals_single_process(tiny_config, tmp_path):
     moved = flat(reference) - initial
     assert (flat(warm) - flat(reference)).norm() < 0.5 * moved.norm()
     assert torch.nn.functional.cosine_similarity(flat(warm) - initial, moved, dim=0) > 0.9
+
+
+def test_amp_and_data_parallel_wrappers_compose_in_either_order(tmp_path, monkeypatch):
+    """bf16 autocast inside DistributedDataParallel (amp: true under torchrun): the layers see autocast,
+    gradients reach the weights, evaluation stays fp32, and both wrappers leave the module as it was."""
+    import torch.distributed as dist
+
+    from jointopt.train.amp import autocast_forward
+    from jointopt.train.distributed import Ranks, data_parallel
+    from nets import Chain
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    through_ddp = []
+    ddp_forward = DistributedDataParallel.forward
+    monkeypatch.setattr(DistributedDataParallel, "forward",
+                        lambda self, *a, **k: through_ddp.append(1) or ddp_forward(self, *a, **k))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(4, 3, 12, 12)
+        net = jointopt.convert(Chain().eval(), x, jointopt.SearchSpace()).set_mode("soft").train()
+        inner = [m for m in net.modules() if m is not net and not list(m.children())][0]
+        seen = []
+        hook = inner.register_forward_pre_hook(lambda m, i: seen.append(torch.is_autocast_enabled("cpu")))
+        ranks = Ranks(0, 1, torch.device("cpu"))
+        for first, second in ((lambda: autocast_forward(net, "cpu"), lambda: data_parallel(net, ranks)),
+                              (lambda: data_parallel(net, ranks), lambda: autocast_forward(net, "cpu"))):
+            seen.clear()
+            through_ddp.clear()
+            with first(), second():
+                out = net.train()(x)
+                out.float().sum().backward()
+                net.eval()(x)
+            assert seen == [True, False]  # the training forward under autocast, evaluation not
+            assert through_ddp == [1]  # the training forward went through DDP (its gradient all-reduce)
+            assert out.dtype == torch.float32
+            assert all(p.grad is not None for p in net.weight_parameters())
+            assert "forward" not in vars(net)  # the plain module again
+            net.zero_grad(set_to_none=True)
+        hook.remove()
+    finally:
+        dist.destroy_process_group()

@@ -31,17 +31,8 @@ class SearchSpace:
     keep_init: float = 1.0
 
     def __post_init__(self):
-        wb = tuple(sorted({int(b) for b in self.weight_bits}))
-        ab = tuple(sorted({int(b) for b in self.act_bits}))
-        if not [b for b in wb if b > 0]:
-            raise ConfigError(f"weight_bits={list(self.weight_bits)} has no non-zero width; add e.g. 8")
-        for b in wb + ab:
-            if b < 0 or b > 16:
-                raise ConfigError(f"bit-width {b} is outside 0..16")
-        if not ab or 0 in ab:
-            raise ConfigError(f"act_bits={list(self.act_bits)} must be non-empty and contain no 0")
-        if self.sampling not in SAMPLING:
-            raise ConfigError(f"sampling={self.sampling!r}; choose one of {', '.join(SAMPLING)}")
+        wb, ab = check_bits(self.weight_bits, self.act_bits)
+        check_sampling(self.sampling)
         object.__setattr__(self, "weight_bits", wb)
         object.__setattr__(self, "act_bits", ab)
         object.__setattr__(self, "exclude", tuple(self.exclude))
@@ -57,3 +48,24 @@ class SearchSpace:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def check_bits(weight_bits, act_bits, where: str = "") -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """The candidate widths sorted and deduplicated; :class:`ConfigError` naming ``where + field`` if
+    no weight width is non-zero, a width is outside 0..16, or an activation width is 0."""
+    wb = tuple(sorted({int(b) for b in weight_bits}))
+    ab = tuple(sorted({int(b) for b in act_bits}))
+    for name, given, widths in (("weight_bits", weight_bits, wb), ("act_bits", act_bits, ab)):
+        for b in widths:
+            if b < 0 or b > 16:
+                raise ConfigError(f"{where}{name}={list(given)} has the bit-width {b}, outside 0..16")
+    if not [b for b in wb if b > 0]:
+        raise ConfigError(f"{where}weight_bits={list(weight_bits)} has no non-zero width; add e.g. 8")
+    if not ab or 0 in ab:
+        raise ConfigError(f"{where}act_bits={list(act_bits)} must be non-empty and contain no 0")
+    return wb, ab
+
+
+def check_sampling(sampling: str, key: str = "sampling") -> None:
+    if sampling not in SAMPLING:
+        raise ConfigError(f"{key}={sampling!r}; choose one of {', '.join(SAMPLING)}")

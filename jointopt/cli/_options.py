@@ -3,7 +3,9 @@
 Lists: every option that takes several values accepts them comma-separated, repeated, or both, so
 ``--exclude fc,conv1.conv``, ``--exclude fc --exclude conv1.conv`` and
 ``--weight-bits 0,4 --weight-bits 8`` all work. (``--set KEY=VALUE`` is the one exception: a value
-may itself contain commas, ``--set space.act_bits=[2,4,8]``, so it is repeated only.)
+may itself contain commas, ``--set space.act_bits=[2,4,8]``, so it is repeated only. Its value is read
+with the type of the field it sets, ``jointopt.Config.parse_overrides``: ``--set search.epochs=abc``
+is a one-line error naming the key and the type.)
 
 Output: ``--format text|json`` on the commands that list or report something; JSON goes to
 stdout as one document, so ``jointopt inspect resnet8 --format json | jq`` works.

@@ -57,8 +57,10 @@ def register(subparsers) -> None:
                    help="CPU threads for torch (default from the config: 1 for the quickstart; unset = torch's "
                         "default, one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config value, e.g. --set search.epochs=30 (repeated, one each: a value may "
-                        "contain commas, --set space.act_bits=[2,4,8])")
+                   help="override any config value, read with the type of its field (the fields are documented in "
+                        "jointopt.Config and its sections): --set search.epochs=30, --set data.augment=false, "
+                        "--set search.selector_lr=null, --set space.act_bits=[2,4,8], --set "
+                        "methods.magnitude.scope=global; repeated, one each (a value may contain commas)")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
     p.add_argument("--amp", action="store_true",
@@ -86,33 +88,34 @@ def resolve_config(args):
         config = Config.from_yaml(Path(args.out) / "config.yaml")
     else:
         config = Config.from_yaml(args.config) if args.config else quickstart_config()
-    if getattr(args, "method", None):  # first, so that --set methods.NAME.KEY sees the method's section
-        config = config.override([f"method={args.method}"])
-    sets = list(args.set)
+    # every change as a typed value, applied at once and checked as a whole: --set texts are read with
+    # their fields' types (Config.parse_overrides); the options win over --set
+    changes = {"method": args.method} if getattr(args, "method", None) else {}
+    changes.update(Config.parse_overrides(args.set))
     if args.target == "latency":
-        sets.append(f"cost.target={args.cost_model[0] if args.cost_model else 'mpic'}")
+        changes["cost.target"] = args.cost_model[0] if args.cost_model else "mpic"
         extra = args.cost_model[1:]
     else:
         if args.target:
-            sets.append(f"cost.target={args.target}")
+            changes["cost.target"] = args.target
         extra = args.cost_model
     if extra:
-        sets.append(f"cost.report={list(dict.fromkeys(config.cost.report + extra))}")
+        changes["cost.report"] = list(dict.fromkeys([*changes.get("cost.report", config.cost.report), *extra]))
     if args.fixed_lambda is not None:  # one trial: the study, its progress and its config say so
         if args.trials not in (None, 1):
             from ..errors import ConfigError
 
             raise ConfigError(f"--lambda runs one trial with a fixed strength, but --trials {args.trials} was given; "
                               "drop one of them")
-        sets.append("tuner.trials=1")
+        changes["tuner.trials"] = 1
     if getattr(args, "amp", False):
-        sets.append("amp=true")
+        changes["amp"] = True
     for flag, key in (("trials", "tuner.trials"), ("device", "device"), ("data_dir", "data.root"), ("seed", "seed"),
                       ("threads", "threads")):
         value = getattr(args, flag)
         if value is not None:
-            sets.append(f"{key}={value}")
-    config = config.override(sets) if sets else config
+            changes[key] = value
+    config = config.override(changes) if changes else config
     from ..cost import get_cost_model
 
     for name in [config.cost.target] + list(config.cost.report) + ([config.cost.second] if config.cost.second else []):

@@ -153,10 +153,10 @@ def _describe_cost_model(name: str):
     The unit is an instance's: a model that cannot be built without arguments (``lut`` needs its
     table) takes its unit from them, so the listing says so instead of showing a class default.
     """
-    from ..cost import _REGISTRY
+    from ..cost import cost_model_factory
 
     try:
-        factory = _REGISTRY.get(name)()
+        factory = cost_model_factory(name)
     except Exception as exc:  # a broken plug-in must not hide the others
         return None, "", f"cannot load: {type(exc).__name__}: {exc}"
     description = (getattr(factory, "description", "") or getattr(factory, "__doc__", "") or "").strip()

@@ -8,18 +8,17 @@ accepted anywhere a name is.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import List, Union
+from typing import Any, List, Union
 
 from ..errors import ConfigError
-from ..registry import Registry
-from ._base import CostModel, LayerStats
+from ..registry import Registry, is_spec, load_object
+from ._base import CostModel, LayerStats, is_depthwise
 from ._batch import LayerBatch, LayerTable
 
-__all__ = ["CostModel", "LayerBatch", "LayerStats", "LayerTable", "register_cost_model", "get_cost_model", "list_cost_models", "refresh"]
+__all__ = ["CostModel", "LayerBatch", "LayerStats", "LayerTable", "cost_model_factory", "get_cost_model",
+           "is_depthwise", "list_cost_models", "refresh", "register_cost_model"]
 
 ENTRY_POINT_GROUP = "jointopt.cost_models"
 _REGISTRY: Registry = Registry("cost model")
@@ -49,8 +48,7 @@ class _LazyTarget:
         self.target = target
 
     def __call__(self):
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_object(self.target, "cost model")
 
 
 _REGISTRY.add_loader(_discover)
@@ -63,9 +61,7 @@ def refresh() -> None:
     :func:`register_cost_model` stay.
     """
     importlib.invalidate_caches()
-    for name, entry in list(_REGISTRY._entries.items()):
-        if isinstance(entry, (_LazyEntryPoint, _LazyTarget)):
-            del _REGISTRY._entries[name]
+    _REGISTRY.remove_if(lambda _name, entry: isinstance(entry, (_LazyEntryPoint, _LazyTarget)))
     _REGISTRY.add_loader(_discover)
 
 
@@ -76,7 +72,20 @@ def register_cost_model(name: str, factory, *, overwrite: bool = False):
 
 
 def list_cost_models(pattern: str = "*") -> List[str]:
+    """Registered cost-model names matching the glob ``pattern``."""
     return _REGISTRY.names(pattern)
+
+
+def cost_model_factory(name: str) -> Any:
+    """The class (or zero-argument factory) registered as ``name``, not instantiated.
+
+    Listings read its description from it; a class that needs arguments (``lut`` needs its table)
+    can be inspected without them. Importing the plug-in may fail: that error propagates.
+
+    Raises:
+        UnknownNameError: no cost model of that name (the message lists the close matches).
+    """
+    return _REGISTRY.get(name)()
 
 
 def _instantiate(obj, spec: str) -> CostModel:
@@ -86,42 +95,16 @@ def _instantiate(obj, spec: str) -> CostModel:
     return model
 
 
-def _load_file(path: Path, attr: str, spec: str):
-    module_name = f"_jointopt_user_cost_{abs(hash(str(path.resolve())))}"
-    spec_obj = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec_obj)
-    sys.modules[module_name] = module
-    spec_obj.loader.exec_module(module)
-    if not hasattr(module, attr):
-        raise ConfigError(f"cost model {spec!r}: {str(path)!r} defines no {attr!r}")
-    return getattr(module, attr)
-
-
 def get_cost_model(spec: Union[str, CostModel]) -> CostModel:
-    """Resolve a cost model from a name, ``module:Class``, ``file.py:Class``, a LUT path or an instance."""
+    """Resolve a cost model from a name, ``module:Class``, ``file.py:Class`` (a bare ``file.py``
+    means ``file.py:CostModel``), a LUT path or an instance."""
     if not isinstance(spec, str):
         return _instantiate(spec, repr(spec))
-    if spec in _REGISTRY:
-        factory = _REGISTRY.get(spec)()
-        return _instantiate(factory, spec)
-    path_part, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if path_part.endswith(".py"):
-        path = Path(path_part)
-        if not path.is_file():
-            raise ConfigError(f"cost model {spec!r}: file {path_part!r} does not exist")
-        return _instantiate(_load_file(path, attr or "CostModel", spec), spec)
-    if spec.lower().endswith((".csv", ".json")):
+    if spec not in _REGISTRY and spec.lower().endswith((".csv", ".json")):
         if not Path(spec).is_file():
             raise ConfigError(f"cost model {spec!r}: look-up table file does not exist")
         lut = importlib.import_module("jointopt.cost_models.lut")
         return lut.LutCost.from_file(spec)
-    if attr and path_part:
-        try:
-            module = importlib.import_module(path_part)
-        except ImportError as exc:
-            raise ConfigError(f"cost model {spec!r}: cannot import module {path_part!r} ({exc})") from None
-        if not hasattr(module, attr):
-            raise ConfigError(f"cost model {spec!r}: module {path_part!r} has no attribute {attr!r}")
-        return _instantiate(getattr(module, attr), spec)
-    _REGISTRY.get(spec)  # raises UnknownNameError with close matches
-    raise AssertionError("unreachable")
+    if spec not in _REGISTRY and is_spec(spec):
+        return _instantiate(load_object(spec, "cost model", default_attr="CostModel"), spec)
+    return _instantiate(cost_model_factory(spec), spec)  # an unknown name raises with the close matches

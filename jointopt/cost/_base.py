@@ -8,7 +8,24 @@ from typing import ClassVar, Optional, Sequence, Tuple
 
 import torch
 
+from .._format import format_number
 from ._batch import LayerBatch
+
+human_number = format_number  # its earlier name here (tests/tune/test_faults.py imports it)
+
+
+def is_depthwise(in_channels: int, out_channels: int, groups: int) -> bool:
+    """Whether a convolution is depthwise: one group per channel, output channel i reading input
+    channel i only (``groups == in_channels == out_channels > 1``).
+
+    This is the one definition jointopt uses: the graph analysis lets a depthwise conv share its
+    producer's channel group (pruning channel i removes it on both sides), freezing shrinks
+    ``groups`` with the kept channels, and cost models see :attr:`LayerStats.depthwise`. A conv with
+    ``groups == in_channels`` and a channel multiplier (``out_channels == 2 * in_channels``) is
+    *not* depthwise in this sense: each input channel feeds several outputs, so it is a grouped
+    convolution (bit-width search only) whose every output still reads a single input channel.
+    """
+    return groups > 1 and groups == in_channels == out_channels
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,10 +75,10 @@ class LayerStats:
 
     @property
     def depthwise(self) -> bool:
-        """Each output channel reads only its own input channel."""
+        """Output channel i reads input channel i only (see :func:`is_depthwise`)."""
         if self.is_depthwise is not None:
             return self.is_depthwise
-        return self.groups > 1 and self.groups == self.in_channels
+        return is_depthwise(self.in_channels, self.out_channels, self.groups)
 
     @property
     def kept_out(self) -> torch.Tensor:
@@ -83,21 +100,6 @@ class LayerStats:
     def reference_macs(self) -> int:
         """MACs of the unpruned layer."""
         return self.out_channels * (self.in_channels // self.groups) * self.kernel_numel * self.out_numel
-
-
-def human_number(x: float) -> str:
-    """At most four significant digits, never scientific notation: 0.3812, 14.29, 2.21, 1,250, 77,360;
-    ``nan``/``inf`` as such."""
-    if not math.isfinite(x):  # a diverged trial or a broken cost model: say so, never raise
-        return "nan" if math.isnan(x) else ("-inf" if x < 0 else "inf")
-    a = abs(x)
-    if a >= 1000:
-        return f"{x:,.0f}"
-    if a == 0:
-        return "0"
-    decimals = max(0, 3 - int(math.floor(math.log10(a))))
-    text = f"{x:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class CostModel:
@@ -162,7 +164,7 @@ class CostModel:
     def format(self, value: float) -> str:
         """``value`` in raw units → a short human string (e.g. ``"59.1 kB"``)."""
         unit = self.display_unit or self.unit
-        return f"{human_number(float(value) * self.display_scale)} {unit}".strip()
+        return f"{format_number(float(value) * self.display_scale)} {unit}".strip()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -7,17 +7,13 @@ registered with ``register_dataset``.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import os
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, List, Optional, Union
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, accepted_kwargs, import_target, is_spec, load_object, split_spec
 from ._base import Dataset
 from ._cache import resolve_root
 
@@ -35,9 +31,8 @@ class _Lazy:
         self.target = target
 
     def __call__(self, **kwargs) -> Dataset:
-        module, _, attr = self.target.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        return factory(**_accepted(factory, kwargs))
+        factory = load_object(self.target, "data set", need_callable=True)
+        return factory(**accepted_kwargs(factory, kwargs))
 
 
 _BUILTINS = {
@@ -124,19 +119,17 @@ def get_dataset(name: Union[str, Dataset], root: Union[str, os.PathLike, None] =
         raise ConfigError(f"val_fraction={val_fraction} must be in (0, 1)")
     entry = _lookup(name)
     offered = {"root": resolve_root(root), "val_fraction": val_fraction, "seed": seed, "download": download}
-    dataset = entry.factory(**_accepted(entry.factory, offered))
+    dataset = entry.factory(**accepted_kwargs(entry.factory, offered))
     if not isinstance(dataset, Dataset):
         raise ConfigError(f"data set {name!r}: the factory returned {type(dataset).__name__}, not a jointopt.data.Dataset")
     return dataset.limit_train(limit_train)
 
 
 def _lookup(name: str) -> _Entry:
-    if name in _REGISTRY or ":" not in name:
+    if name in _REGISTRY or not is_spec(name):
         return _REGISTRY.get(name)  # an unknown plain name raises with the close matches
-    target, _, attr = name.rpartition(":")
-    if not target or not attr:
-        raise ConfigError(f"data set {name!r}: write path/to/file.py:NAME or module:NAME, e.g. own_data.py:blobs")
-    module = _import(target, name)
+    target, attr = split_spec(name, "data set")
+    module = import_target(target, "data set", name)
     factory = getattr(module, attr, None)
     if callable(factory) and not isinstance(factory, type):
         return _Entry(factory, (inspect.getdoc(factory) or "").split("\n")[0])
@@ -144,41 +137,3 @@ def _lookup(name: str) -> _Entry:
         return _REGISTRY.get(attr)
     raise ConfigError(f"data set {name!r}: {target!r} has no factory function {attr!r} and registers no data set "
                       f"of that name; registered: {', '.join(list_datasets())}")
-
-
-def _import(target: str, spec: str):
-    """Import ``target`` (a ``.py`` path or a module name) once per process."""
-    if not target.endswith(".py"):
-        try:
-            return importlib.import_module(target)
-        except ImportError as exc:
-            raise ConfigError(f"data set {spec!r}: cannot import module {target!r} ({exc}); run from the folder "
-                              "that holds it, or give path/to/file.py:NAME") from None
-    path = Path(target).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"data set {spec!r}: file {target!r} does not exist")
-    module_name = f"_jointopt_user_data_{abs(hash(str(path.resolve())))}"
-    if module_name in sys.modules:  # a second import would register its data sets twice
-        return sys.modules[module_name]
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
-
-
-def _accepted(factory: Callable, offered: dict) -> dict:
-    """The keywords among ``offered`` that ``factory`` names (all of them if it takes ``**kwargs``)."""
-    if isinstance(factory, _Lazy):
-        return offered
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return offered
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return offered
-    return {k: v for k, v in offered.items() if k in params}

@@ -1,18 +1,14 @@
 """The model registry: ``register_model``, ``create_model``, ``list_models``, ``model_info``."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, accepted_kwargs, is_spec, load_object
 
 
 @dataclass(frozen=True)
@@ -97,6 +93,23 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY.get(name)
 
 
+def model_factory(name: str) -> Callable[..., nn.Module]:
+    """The callable :func:`create_model` calls for ``name``, without calling it.
+
+    Args:
+        name: a registered name, ``package.module:factory`` or ``path/to/file.py:factory``.
+
+    Raises:
+        UnknownNameError: an unknown registered name (the message lists the close matches).
+        ConfigError: a spec whose file, module or factory is missing.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"a model name must be a string, got {type(name).__name__}")
+    if name in _REGISTRY or not is_spec(name):
+        return _REGISTRY.get(name).factory  # an unknown plain name raises with the close matches
+    return load_object(name, "model", need_callable=True)
+
+
 def create_model(name: Union[str, nn.Module], **kwargs: Any) -> nn.Module:
     """Build a model.
 
@@ -111,47 +124,13 @@ def create_model(name: Union[str, nn.Module], **kwargs: Any) -> nn.Module:
         return name
     if not isinstance(name, str):
         raise ConfigError(f"create_model expects a name or an nn.Module, got {type(name).__name__}")
-    if name in _REGISTRY:
-        factory, label = _REGISTRY.get(name).factory, name
-    elif ":" in name:
-        factory, label = _import_factory(name), name
-    else:
-        _REGISTRY.get(name)  # raises UnknownNameError with the close matches
-        raise AssertionError("unreachable")
-    try:
+    factory = model_factory(name)
+    unknown = sorted(set(kwargs) - set(accepted_kwargs(factory, kwargs)))
+    if unknown:
         params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = None
-    if params is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown:
-            raise ConfigError(f"model {label!r} has no argument(s) {', '.join(unknown)}; it accepts "
-                              f"{', '.join(params) or 'none'}")
+        raise ConfigError(f"model {name!r} has no argument(s) {', '.join(unknown)}; it accepts "
+                          f"{', '.join(params) or 'none'}")
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"model factory {label!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise ConfigError(f"model factory {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
-
-
-def _import_factory(spec: str) -> Callable[..., nn.Module]:
-    target, _, attr = spec.rpartition(":")
-    if not target or not attr:
-        raise ConfigError(f"model {spec!r}: write module:factory, e.g. mypackage.models:build_net")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise ConfigError(f"model {spec!r}: file {target!r} does not exist")
-        module_name = f"_jointopt_user_model_{abs(hash(str(path.resolve())))}"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        module_spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ConfigError(f"model {spec!r}: cannot import module {target!r} ({exc})") from None
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise ConfigError(f"model {spec!r}: module {target!r} has no callable {attr!r}")
-    return factory

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import fx, nn
 
+from ..cost import is_depthwise
 from ..errors import UnsupportedOpError
 from ..nn.layers import Segment
 from . import _ops as ops
@@ -209,7 +210,7 @@ class _Analyzer:
             self.nonneg[node] = False
             return
         note = ""
-        if groups > 1 and groups == in_c == out_c:  # depthwise: channel i in -> channel i out
+        if is_depthwise(in_c, out_c, groups):  # channel i in -> channel i out: one group on both sides
             out_segments = list(in_chan)
             for seg in in_chan:
                 if seg.group is not None:

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import UnsupportedOpError
+from ..nn import LayerGeometry
 from ..nn.layers import SearchableLayer
 from ..nn.selectors import GroupGate, SearchState
-from ..nn._op import LayerGeometry
 from ..space import SearchSpace
 from .analysis import analyze
 from .fold import fold_bn as _fold_bn

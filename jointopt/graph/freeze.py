@@ -7,7 +7,7 @@ from typing import List
 import torch
 from torch import fx, nn
 
-from ..cost._base import LayerStats
+from ..cost import LayerStats
 from ..nn.frozen import FrozenLayer
 from ..nn.layers import SearchableLayer
 
@@ -43,7 +43,7 @@ def _freeze_layer(layer: SearchableLayer) -> FrozenLayer:
         in_mask = layer.in_mask()
         weight = weight[:, in_mask]
         in_channels = int(in_mask.sum())
-    elif g.groups == g.in_channels:  # depthwise: input channel i is output channel i
+    elif g.depthwise:  # input channel i is output channel i: groups shrink with the kept channels
         in_channels = groups = int(out_mask.sum())
     geometry = g.with_channels(in_channels, int(out_mask.sum()), groups)
     bits = layer.hard_bits()[out_mask]

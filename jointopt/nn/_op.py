@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost import is_depthwise
+
 
 @dataclass(frozen=True)
 class LayerGeometry:
@@ -23,7 +25,7 @@ class LayerGeometry:
     groups: int = 1
     in_spatial: Tuple[int, ...] = ()
     out_spatial: Tuple[int, ...] = ()
-    depthwise: bool = False  # kept when pruning leaves a single channel (then groups == 1)
+    depthwise: bool = False  # is_depthwise of the unpruned conv; kept when pruning leaves one channel (groups 1)
 
     @classmethod
     def of(cls, module: nn.Module, in_spatial=(), out_spatial=()) -> "LayerGeometry":
@@ -31,7 +33,7 @@ class LayerGeometry:
             return cls("linear", module.in_features, module.out_features, in_spatial=tuple(in_spatial),
                        out_spatial=tuple(out_spatial))
         kind = "conv1d" if isinstance(module, nn.Conv1d) else "conv2d"
-        depthwise = module.groups > 1 and module.groups == module.in_channels == module.out_channels
+        depthwise = is_depthwise(module.in_channels, module.out_channels, module.groups)
         return cls(kind, module.in_channels, module.out_channels, tuple(module.kernel_size), tuple(module.stride),
                    tuple(module.padding), tuple(module.dilation), module.groups, tuple(in_spatial), tuple(out_spatial),
                    depthwise)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..cost._base import LayerStats
+from ..cost import LayerStats
 from ..quant import act_levels, init_step, quantize_activation, quantize_weight
 from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op

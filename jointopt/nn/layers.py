@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
-from ..cost._base import LayerStats
+from ..cost import LayerStats
 from ..quant import init_step, mix_weights, quantize_activation
 from ._op import LayerGeometry, run_op
 from .selectors import GroupGate, SearchState, init_bit_logits, sample_probs
@@ -152,15 +152,11 @@ class SearchableLayer(nn.Module):
             out_at_bits = (probs * self.out_keep_prob()[:, None]).sum(0)
             kept_in = self.kept_in_prob()
             act_probs = torch.softmax(self.act_logits / t, dim=-1)
-        if g.groups == 1:
-            fan_in = kept_in
-        elif g.groups == g.in_channels:
-            fan_in = torch.ones((), device=self.weight.device)
-        else:
-            fan_in = torch.tensor(float(g.in_channels // g.groups), device=self.weight.device)
+        # a grouped conv (depthwise included) has fixed input channels per group: in/groups
+        fan_in = kept_in if g.groups == 1 else torch.tensor(float(g.in_channels // g.groups), device=self.weight.device)
         return LayerStats(name, g.kind, g.in_channels, g.out_channels, g.kernel_size, g.stride, g.groups,
                           g.in_spatial, g.out_spatial, self.weight_bits, self.act_bits, kept_in, fan_in,
-                          out_at_bits, act_probs)
+                          out_at_bits, act_probs, g.depthwise)
 
     def extra_repr(self) -> str:
         g = self.geometry

@@ -333,3 +333,42 @@ def test_division_never_prunes_a_denominator():
     assert torch.isfinite(expected).all()
     assert torch.allclose(frozen(x), expected, atol=1e-5)
     assert sum(r["kept"] for r in net.summary()) < sum(r["total"] for r in net.summary())
+
+
+class ChannelMultiplier(torch.nn.Module):
+    """A conv with groups == in_channels and out_channels == 2 * in_channels (a depthwise conv with
+    channel multiplier 2, in TensorFlow's terms): input channel i feeds outputs 2i and 2i+1, so it
+    cannot share its producer's channel group the way a depthwise conv does."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+        self.mult = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1, groups=4), torch.nn.BatchNorm2d(8),
+                                        torch.nn.ReLU())
+        self.pw = torch.nn.Sequential(torch.nn.Conv2d(8, 6, 1), torch.nn.BatchNorm2d(6), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.pw(self.mult(self.stem(x))).mean((2, 3)))
+
+
+def test_a_channel_multiplier_conv_is_grouped_not_depthwise():
+    torch.manual_seed(3)
+    model = randomize_bn(ChannelMultiplier()).eval()
+    x = torch.randn(2, 3, 8, 8)
+    net = jointopt.convert(model, x)
+    assert "grouped (groups=4)" in net.analysis.layers["mult.0"].note
+    assert not any(s.depthwise for s in net.layer_stats(hard=True))
+    search_steps(net, x)
+    g = torch.Generator().manual_seed(4)
+    for gate in net.gates.values():
+        if gate.prunable:
+            gate.logits.data = torch.randn(gate.size, generator=g) * 2
+    net.eval().set_mode("hard")
+    expected = net(x)
+    frozen = net.freeze().eval()
+    mult = frozen.get_submodule("mult.0")
+    assert (mult.geometry.in_channels, mult.geometry.out_channels, mult.geometry.groups) == (4, 8, 4)
+    assert torch.allclose(frozen(x), expected, atol=1e-5)
+    assert net.cost("memory", hard=True).item() == frozen_cost(frozen, "memory").item() == independent_memory_bits(frozen)
+    assert net.cost("ne16", hard=True).item() == pytest.approx(frozen_cost(frozen, "ne16").item(), rel=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 from ._rundata import RunData
-from ._units import fmt_delta, fmt_number
+from ._units import fmt_delta, format_number
 from ._tables import Table, units_for
 
 HV_REFERENCE = (1.1, 0.0)
@@ -36,7 +36,7 @@ def run_hypervolume(run: RunData, target: str, key: str = "val_acc") -> Optional
 
 
 def params_text(params: dict) -> str:
-    return " ".join(f"{'λ' if k == 'lambda' else k}={fmt_number(v, 3)}" if isinstance(v, (int, float)) else f"{k}={v}"
+    return " ".join(f"{'λ' if k == 'lambda' else k}={format_number(v, 3)}" if isinstance(v, (int, float)) else f"{k}={v}"
                     for k, v in params.items() if v is not None and not (k == "lambda2" and v == 0.0))
 
 
@@ -51,7 +51,7 @@ def compare_table(runs: Sequence[RunData], names: Sequence[str], target: str) ->
         for r in run.front(target):
             cost = r["costs"][target]
             rows.append([name, r.get("method") or run.method, str(r["trial"]), params_text(r.get("params", {})),
-                         f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", fmt_number(unit(cost)),
+                         f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", format_number(unit(cost)),
                          fmt_delta(cost, w8) if w8 else "", f"{100 * r.get('kept_fraction', 1.0):.1f}",
                          f"{r.get('mean_bits', 0.0):.2f}"])
     return header, rows

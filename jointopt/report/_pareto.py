@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from ._render import FLOAT_COLOR, RUN_COLORS, new_figure
-from ._rundata import ACCURACY_KEYS, RunData, pareto_front
-from ._units import CostUnit, cost_unit, fmt_number
+from .._pareto import pareto_front
+from ._rundata import ACCURACY_KEYS, RunData
+from ._units import CostUnit, cost_unit, format_number
 
 _BASELINE_MARKERS = {8: "s", 4: "D", 2: "^", 1: "v", 16: "P"}
 
@@ -110,7 +111,7 @@ def _draw_run(ax, run: RunData, target: str, unit: CostUnit, acc: str, color, la
         text = f"w{bits}a{run.act_bits}"
         ax.scatter([x], [y], marker=_BASELINE_MARKERS.get(bits, "X"), s=60, zorder=5,
                    color=color if compare else "black", edgecolors="black", linewidths=0.6, alpha=0.8,
-                   label=None if compare else f"uniform {text}: {y:.1f} % @ {fmt_number(x)} {unit.unit}".rstrip())
+                   label=None if compare else f"uniform {text}: {y:.1f} % @ {format_number(x)} {unit.unit}".rstrip())
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8,
                     color=color if compare else "black")
     float_base = run.baselines.get("float")

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ._allocation import _param_name
 from ._rundata import RunData
-from ._units import CostUnit, cost_unit, fmt_delta, fmt_number
+from ._units import CostUnit, cost_unit, fmt_delta, format_number
 
 Table = Tuple[List[str], List[List[str]]]
 
@@ -47,7 +47,7 @@ def trials_table(run: RunData, results: Sequence[dict], target: Optional[str] = 
     for r in results:
         costs = r.get("costs", {})
         row = (["●" if r["trial"] in front else ""] if front is not None else []) + [str(r["trial"])]
-        row += [fmt_number(r["params"][p], 3) if p in r.get("params", {}) else "" for p in params]
+        row += [format_number(r["params"][p], 3) if p in r.get("params", {}) else "" for p in params]
         row += [f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", _cost(units[target], costs.get(target))]
         row += [fmt_delta(costs[target], w8)] if w8 else []
         row += [_cost(units[n], costs.get(n)) for n in names[1:]]
@@ -70,7 +70,7 @@ def baselines_table(run: RunData, target: Optional[str] = None) -> Table:
 
 
 def _cost(unit: CostUnit, value) -> str:
-    return "—" if value is None else fmt_number(unit(value))
+    return "—" if value is None else format_number(unit(value))
 
 
 def markdown(table: Table) -> str:

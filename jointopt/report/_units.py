@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
+from .._format import format_number
+
+fmt_number = format_number  # its earlier name here (report/_allocation.py imports it)
+
 _PREFIXES = "kMGTP"
 _INVALID_TAG = re.compile(r"[^-\w.]")
 
@@ -29,7 +33,7 @@ class CostUnit:
         return float(raw) * self.scale
 
     def format(self, raw: float) -> str:
-        return f"{fmt_number(self(raw))} {self.unit}".strip()
+        return f"{format_number(self(raw))} {self.unit}".strip()
 
     @property
     def label(self) -> str:
@@ -80,18 +84,6 @@ def short_name(spec: str) -> str:
 
 def safe_tag(text: str) -> str:
     return _INVALID_TAG.sub("_", text)
-
-
-def fmt_number(value: float, digits: int = 4) -> str:
-    """A short, readable number: ``14.29``, ``1,234``, ``0.0123``."""
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    if abs(value) >= 10 ** digits:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}g}"
 
 
 def fmt_pct(value: float, digits: int = 2) -> str:

@@ -97,10 +97,11 @@ def model_rows(**_) -> List[dict]:
 
 
 def dataset_rows(root=None, **_) -> List[dict]:
-    from ..data import describe_dataset, list_datasets
-    from ..data._cache import resolve_root
+    from pathlib import Path
 
-    folder = resolve_root(root)
+    from ..data import default_root, describe_dataset, list_datasets
+
+    folder = Path(root).expanduser() if root is not None else default_root()
     return [{"name": name, "description": describe_dataset(name), "state": _dataset_state(name, folder)}
             for name in list_datasets()]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import math
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -71,6 +71,7 @@ def describe(kind) -> str:
 def coerce(value: Any, kind, key: str) -> Any:
     """``value`` checked against annotation ``kind`` and normalised (1 → 1.0 for a float, 3.0 → 3 for an
     int, "1e-3" → 0.001 as YAML 1.1 reads it, a tuple → a list, containers copied)."""
+    declared = kind
     optional, kind = _optional(kind)
     if value is None:
         if optional or kind is Any:
@@ -79,7 +80,7 @@ def coerce(value: Any, kind, key: str) -> Any:
     origin, args = typing.get_origin(kind) or kind, typing.get_args(kind)
 
     def bad() -> ConfigError:
-        return ConfigError(f"{key}={value!r} must be {describe(kind)}")
+        return ConfigError(f"{key}={value!r} must be {describe(declared)}")
 
     if kind is Any:
         return value

@@ -59,7 +59,7 @@ class Registry(Generic[T]):
         return entry
 
     def get(self, name: str) -> T:
-        self._load()
+        self.load()
         try:
             return self._entries[name]
         except KeyError:
@@ -70,11 +70,11 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self, pattern: str = "*") -> List[str]:
-        self._load()
+        self.load()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def __contains__(self, name: str) -> bool:
-        self._load()
+        self.load()
         return name in self._entries
 
 

@@ -26,12 +26,13 @@ from ._sections import (SAMPLERS, SECTIONS, CostConfig, DataConfig, FinetuneConf
                         SearchPhaseConfig, SpaceConfig, TunerConfig, _at_least, _named)
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["CONFIG_VERSION", "SAMPLERS", "SECTIONS", "Config", "CostConfig", "DataConfig", "FinetuneConfig",
+__all__ = ["CONFIG_VERSION", "SAMPLERS", "SECTIONS", "Config", "build_section", "CostConfig", "DataConfig", "FinetuneConfig",
            "ModelConfig", "PhaseConfig", "SearchPhaseConfig", "SpaceConfig", "TunerConfig"]
 
 CONFIG_VERSION = 1
 
-_build = build  # the name jointopt.methods reads a method's section with
+build_section = build  # a dataclass (a method's options) from its config section, with the same checks
+_build = build_section  # the name jointopt.methods/_base.py still imports; build_section is the public one
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ INVALID = [
     (lambda: Config(cost=CostConfig(target=3)), {"cost": {"target": 3}}, "cost.target=3 must be a string"),
     (lambda: Config(model=ModelConfig(kwargs=[1])), {"model": {"kwargs": [1]}}, "model.kwargs=[1] must be a mapping"),
     (lambda: Config(tuner=TunerConfig(trials=None)), {"tuner": {"trials": None}}, "tuner.trials=None must be an integer"),
+    (lambda: Config(method="magnitude", methods={"magnitude": {"keep": ["a", 1]}}),
+     {"method": "magnitude", "methods": {"magnitude": {"keep": ["a", 1]}}},
+     "methods.magnitude.keep[0]='a' must be a number"),
 ]
 
 

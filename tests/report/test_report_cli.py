@@ -11,7 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from jointopt.cli.main import main
 from jointopt.errors import ConfigError
-from jointopt.report import load_run, pareto_front
+from jointopt.report import load_run
+from fronts import expected_front
 
 
 def tags(folder):
@@ -25,7 +26,8 @@ def test_report_writes_figures_csv_and_a_self_contained_html(run_copy, capsys):
     out = capsys.readouterr().out
     assert f"tensorboard --logdir {run_copy}" in out
     data = load_run(run_copy)
-    front = pareto_front(data.results, "memory")
+    by_trial = {r["trial"]: r for r in data.results}
+    front = [by_trial[n] for n in expected_front(data.results, "memory")]
     rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
     assert [int(r["trial"]) for r in rows] == [r["trial"] for r in front]
     assert [float(r["memory (kB)"]) for r in rows] == pytest.approx([r["costs"]["memory"] / 8000 for r in front])
@@ -65,7 +67,7 @@ def test_report_compare_overlays_fronts(run_copy, live_run, tmp_path, capsys):
     assert main(["report", str(run_copy), "--compare", str(live_run), "--label", "first", "--label", "second",
                  "--log-cost", "--accuracy", "test", "--out", str(out), "--no-tensorboard"]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "compare.csv").read_text())))
-    n_front = len(load_run(live_run).front())
+    n_front = len(expected_front(load_run(live_run).results, "memory", "test_acc"))
     assert [r["run"] for r in rows] == ["first"] * n_front + ["second"] * n_front
     assert Image.open(out / "compare.png").width > 500
     page = (out / "report.html").read_text()
@@ -78,7 +80,7 @@ def test_report_target_plots_another_reported_cost(run_copy):
     assert main(["report", str(run_copy), "--target", "bitops", "--no-tensorboard"]) == 0
     rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
     data = load_run(run_copy)
-    assert [int(r["trial"]) for r in rows] == [r["trial"] for r in pareto_front(data.results, "bitops")]
+    assert [int(r["trial"]) for r in rows] == expected_front(data.results, "bitops")
     assert {r["target"] for r in rows} == {"bitops"}
     assert "target cost <b>bitops</b> (the study tuned for memory)" in (run_copy / "report.html").read_text()
 
@@ -115,7 +117,7 @@ def test_report_json_is_the_front_and_the_files(run_copy, capsys):
     assert main(["report", str(run_copy), "--format", "json", "--no-tensorboard"]) == 0
     report = json.loads(capsys.readouterr().out)
     data = load_run(run_copy)
-    assert [r["trial"] for r in report["front"]] == [r["trial"] for r in data.front()]
+    assert [r["trial"] for r in report["front"]] == expected_front(data.results, "memory")
     assert report["target"] == "memory" and report["trials"] == len(data.results)
     assert str(run_copy / "pareto.png") in report["files"] and report["tensorboard"].startswith("tensorboard --logdir")
 
@@ -154,3 +156,38 @@ def test_evolution_figure_marks_the_epoch_the_search_kept(live_run):
                                                for line in ax.get_lines())]
         assert len(marked) == 4  # two heat maps, two curves
         assert f"epoch {kept}, the one the search kept" in fig._suptitle.get_text()
+
+
+# (memory in bits, validation accuracy) of made-up trials: which ones the front must hold, and why not the others
+MADE_UP = {
+    0: (8000, 90.0),  # dominated by 7: same cost, less accurate
+    1: (16000, 95.0),  # front
+    2: (12000, 89.0),  # dominated by 0 and 7
+    3: (16000, 95.0),  # the same point as 1: shown once, as the lower trial number
+    4: (24000, 95.0),  # dominated by 1: as accurate, costlier
+    5: (4000, 80.0),  # front: the cheapest
+    6: (800, 10.0),  # collapsed: cheapest of all, but no front point
+    7: (8000, 91.0),  # front
+    8: (30000, 96.5),  # front: the most accurate
+}
+
+
+def test_report_front_is_the_undominated_trials(run_copy, capsys):
+    template = json.loads((run_copy / "trials" / "0" / "result.json").read_text())
+    for trial, (memory, acc) in MADE_UP.items():
+        folder = run_copy / "trials" / str(trial)
+        if not folder.exists():
+            shutil.copytree(run_copy / "trials" / "0", folder)
+        result = dict(template, trial=trial, val_acc=acc, test_acc=acc - 1,
+                      costs=dict(template["costs"], memory=float(memory)))
+        if trial == 6:
+            result["collapsed"] = "accuracy at chance"
+        (folder / "result.json").write_text(json.dumps(result))
+    expected = [5, 7, 1, 8]
+    assert expected_front(load_run(run_copy).results, "memory") == expected  # the helper agrees with the comments
+    assert main(["report", str(run_copy), "--format", "json", "--no-tensorboard"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["trial"] for r in report["front"]] == expected
+    rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
+    assert [int(r["trial"]) for r in rows] == expected
+    assert [float(r["memory (kB)"]) for r in rows] == pytest.approx([MADE_UP[n][0] / 8000 for n in expected])

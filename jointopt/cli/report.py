@@ -75,8 +75,9 @@ def run(args) -> int:
     if args.output_format == "json":
         from ._options import print_json
 
-        print_json({"run": str(args.run), "target": target, "trials": len(data.results), "front": files.front,
-                    "baselines": data.baselines, "files": [str(p) for p in written + files.allocations],
+        print_json({"run": str(args.run), "target": target, "trials": len(data.results),
+                    "front": [_plain(r) for r in files.front],
+                    "baselines": {name: _plain(b) for name, b in data.baselines.items()}, "files": [str(p) for p in written + files.allocations],
                     "tensorboard_runs": files.tensorboard, "tensorboard": command,
                     **({"compare": _compare_json(*compared)} if compared else {})})
         return 0
@@ -105,4 +106,9 @@ def _compare_json(runs, names, target) -> list:
 
     return [{"label": name, "run": str(run.path), "method": run.method, "trials": len(run.results),
              "hypervolume_val": run_hypervolume(run, target), "hypervolume_test": run_hypervolume(run, target, "test_acc"),
-             "front": run.front(target)} for run, name in zip(runs, names)]
+             "front": [_plain(r) for r in run.front(target)]} for run, name in zip(runs, names)]
+
+
+def _plain(record):
+    """A result record's JSON form (``--format json``)."""
+    return record.to_json() if hasattr(record, "to_json") else record

@@ -1,7 +1,6 @@
 """Exporting points of a run directory's front: pick a trial, rebuild it, export it on validation data."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -9,25 +8,12 @@ from ..errors import ExportError
 from ._api import ExportOptions, ExportResult, export
 
 
-def _front(run: Path) -> dict:
-    path = run / "front.json"
-    if not path.exists():
-        raise ExportError(f"{str(run)!r} has no front.json (the study has not finished): pass --trial N to export "
-                          "a completed trial")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{str(path)!r} is not valid JSON: {exc}") from None
-
-
 def check_run(run) -> Path:
-    run = Path(run)
-    if not run.is_dir():
-        raise ExportError(f"run directory {str(run)!r} does not exist")
-    if not (run / "config.yaml").exists():
-        raise ExportError(f"{str(run)!r} is not a jointopt run directory (no config.yaml); "
-                          "`jointopt search --out DIR` makes one")
-    return run
+    """``run`` as a path, or :class:`~jointopt.tune.rundir.RunDirError` (an :class:`ExportError`)
+    when it is not a run directory of ``jointopt search``."""
+    from ..tune.rundir import RunDir
+
+    return RunDir(run).check().path
 
 
 def select_trial(run, max_cost: Optional[float] = None, min_accuracy: Optional[float] = None) -> Tuple[int, str]:
@@ -46,36 +32,38 @@ def select_trial(run, max_cost: Optional[float] = None, min_accuracy: Optional[f
 
     if max_cost is None and min_accuracy is None:
         raise ExportError("choose a point: --trial N, --max-cost X or --min-accuracy A")
-    summary = _front(check_run(run))
-    target, front = summary.get("target", "memory"), summary.get("front", [])
+    from ..tune.rundir import RunDir
+
+    summary = RunDir(run).front()
+    target, front = summary.target, list(summary.front)
     if not front:
         raise ExportError(f"the front of {str(run)!r} is empty: no completed trial")
     model = get_cost_model(target)
     unit = model.display_unit or model.unit
-    shown = lambda r: f"trial {r['trial']}: {r['costs'][target] * model.display_scale:.4g} {unit}, {r['val_acc']:.2f} %"
+    shown = lambda r: f"trial {r.trial}: {r.costs[target] * model.display_scale:.4g} {unit}, {r.val_acc:.2f} %"
     points = list(front)
     if max_cost is not None:
         # a bound typed as the table shows it (e.g. 5 kB) must admit a point costing exactly that
-        points = [r for r in points if r["costs"][target] * model.display_scale <= max_cost * (1 + 1e-9)]
+        points = [r for r in points if r.costs[target] * model.display_scale <= max_cost * (1 + 1e-9)]
         if not points:
-            cheapest = min(front, key=lambda r: r["costs"][target])
+            cheapest = min(front, key=lambda r: r.costs[target])
             raise ExportError(f"no point of the front has {target} <= {max_cost:g} {unit} (cheapest is {shown(cheapest)})")
     if min_accuracy is not None:
-        points = [r for r in points if r["val_acc"] >= min_accuracy]
+        points = [r for r in points if r.val_acc >= min_accuracy]
         if not points:
-            best = max(front, key=lambda r: r["val_acc"])
+            best = max(front, key=lambda r: r.val_acc)
             limit = f" with {target} <= {max_cost:g} {unit}" if max_cost is not None else ""
             raise ExportError(f"no point of the front{limit} reaches {min_accuracy:g} % validation accuracy "
                               f"(most accurate is {shown(best)})")
     if max_cost is not None:
-        chosen = max(points, key=lambda r: (r["val_acc"], -r["costs"][target]))
+        chosen = max(points, key=lambda r: (r.val_acc, -r.costs[target]))
         why = f"most accurate point with {target} <= {max_cost:g} {unit}"
     else:
-        chosen = min(points, key=lambda r: (r["costs"][target], -r["val_acc"]))
+        chosen = min(points, key=lambda r: (r.costs[target], -r.val_acc))
         why = f"cheapest point with validation accuracy >= {min_accuracy:g} %"
     if max_cost is not None and min_accuracy is not None:
         why += f" and accuracy >= {min_accuracy:g} %"
-    return int(chosen["trial"]), f"{why}: {shown(chosen)}"
+    return chosen.trial, f"{why}: {shown(chosen)}"
 
 
 def validation_batch(config, size: int):
@@ -107,20 +95,21 @@ def export_trial(run, trial: int, out=None, options: Optional[ExportOptions] = N
     data cannot be loaded, a random normal batch (and the reason is returned as the second value).
     The preprocessing recorded in the files comes from the data set (or the run's ``dataset.json``).
     """
-    from ..config import Config
+    from ..tune.rundir import RunDir
     from ..tune.trials import load_trial
     from .preprocessing import Preprocessing
 
-    run = check_run(run)
+    layout = RunDir(run).check()
+    run = layout.path
     searchable, frozen, result = load_trial(run, trial)
-    config = Config.from_yaml(run / "config.yaml")
+    config = layout.config()
     batch, data, problem = _validation(config, batch_size)
     preprocessing = Preprocessing.from_dataset(data) if data is not None else Preprocessing.from_run(run)
-    example = batch if batch is not None else tuple(result["input_shape"])
-    out = Path(out) if out is not None else run / "trials" / str(trial) / "export"
+    example = batch if batch is not None else tuple(result.input_shape or layout.dataset()["input_shape"])
+    out = Path(out) if out is not None else layout.trial_dir(trial) / "export"
     metadata = {"run": str(run), "trial": trial, "model": config.model.name, "dataset": config.data.name,
-                "target": config.cost.target, "val_acc": result.get("val_acc"), "test_acc": result.get("test_acc"),
-                "costs": result.get("costs"), "params": result.get("params")}
+                "target": config.cost.target, "val_acc": result.val_acc, "test_acc": result.test_acc,
+                "costs": dict(result.costs), "params": dict(result.params)}
     exported = export(frozen, out, example, formats, reference=searchable, metadata=metadata, options=options,
                       input_name="validation" if batch is not None else None, preprocessing=preprocessing)
     return exported, problem

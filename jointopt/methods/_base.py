@@ -62,8 +62,9 @@ class Method:
         """The parameters of Optuna ``trial`` (use ``trial.suggest_*`` or :func:`fixed`)."""
         raise NotImplementedError
 
-    def run(self, runner, warm, params: Dict[str, Any]) -> dict:
-        """One trial: set ``runner.searchable`` and ``runner.frozen``; return the result dict.
+    def run(self, runner, warm, params: Dict[str, Any]):
+        """One trial: set ``runner.searchable`` and ``runner.frozen``; return its
+        :class:`~jointopt.results.TrialResult`.
 
         The default: :meth:`allocate` chooses the allocation on the warm-up network made searchable
         (in ``hard`` mode, its argmax is the allocation), then the frozen network is fine-tuned and
@@ -106,9 +107,12 @@ def fixed(trial, name: str, value):
 
 
 def trial_index(trial) -> int:
-    """The trial's position in the method's sequence of points: its number, or the number of the trial it retries."""
-    retry = trial.user_attrs.get("retry_of")
-    return int(retry) if retry is not None else int(trial.number)
+    """The trial's position in the method's sequence of points: its place in the study's plan
+    (:func:`jointopt.tune.plan.plan_index`: a retry takes the place of the trial it retries, and
+    retries do not shift the trials after them)."""
+    from ..tune.plan import plan_index
+
+    return plan_index(trial.study.get_trials(deepcopy=False), trial.number)
 
 
 def van_der_corput(n: int, base: int = 2) -> float:

@@ -20,7 +20,7 @@ FIX = 20.0
 
 def prepare(runner) -> int:
     """Seed the trial as the joint search does; return the seed."""
-    seed = runner.config.seed * 100003 + runner.trial
+    seed = runner.seed  # from the trial's place in the study's plan: a retried trial keeps its seed
     torch.manual_seed(seed)
     return seed
 
@@ -178,10 +178,10 @@ def hold_zeros(frozen, masks: Dict[str, torch.Tensor]) -> None:
 
 
 def finish(runner, net, warm, params: dict, started: float, seed: int, info: Optional[dict] = None,
-           budget: Optional[int] = None, weight_masks: Optional[Dict[str, torch.Tensor]] = None) -> dict:
+           budget: Optional[int] = None, weight_masks: Optional[Dict[str, torch.Tensor]] = None):
     """Freeze ``net``'s hard choice, fine-tune (``budget`` epochs, default ``finetune.epochs``; distilled
     from the warm-up network if configured), evaluate, and describe the trial as the joint search does."""
-    from ..train.phases import describe_frozen, evaluate
+    from ..train.phases import describe_frozen, evaluate, trial_result
 
     cfg = runner.config
     net.eval().set_mode("hard")
@@ -197,9 +197,9 @@ def finish(runner, net, warm, params: dict, started: float, seed: int, info: Opt
         runner.config = cfg
     val_acc, _ = evaluate(frozen, runner.dataset, "val", cfg.data.eval_batch_size, runner.device)
     test_acc, _ = evaluate(frozen, runner.dataset, "test", cfg.data.eval_batch_size, runner.device)
-    result = describe_frozen(frozen, net, runner.cost_models, cfg.cost.target)
-    result.update(trial=runner.trial, val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started,
-                  search=info or {}, params=dict(params))
+    result = trial_result(describe_frozen(frozen, net, runner.cost_models, cfg.cost.target), trial=runner.trial,
+                          val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started, search=info or {},
+                          params=dict(params))
     runner.searchable, runner.frozen = net, frozen
     return result
 

@@ -140,7 +140,8 @@ class Progress:
             self._trial_epochs[e.trial] = self._trial_epochs.get(e.trial, 0) + 1
             where = f"trial {e.trial} ({min(self.done + 1, self.trials)}/{self.trials})"
         else:
-            where = "warm-up" if e.phase == "warmup" else f"baseline w{-e.trial}" if e.trial is not None else ""
+            baseline = getattr(e, "baseline", None)
+            where = "warm-up" if e.phase == "warmup" else f"baseline {baseline}" if baseline else ""
         cost = e.data.get(f"hard_cost/{self.target}")
         text = (f"[{duration(time.time() - self.started):>6}] {where} · {e.phase} {e.epoch + 1}/"
                 f"{self.phase_epochs.get(e.phase, '?')} · loss {e.data.get('loss', float('nan')):.3f}"
@@ -167,7 +168,7 @@ class Progress:
         self._print(f"trial {e.trial:>3} failed: {params_text(e.data.get('params', {}))}  {e.data['reason']}")
 
     def _on_warning(self, e) -> None:
-        where = f"trial {e.trial}" if e.trial is not None and e.trial >= 0 else "baseline" if e.trial else "study"
+        where = f"trial {e.trial}" if e.trial is not None else "baseline" if getattr(e, "baseline", None) else "study"
         self._print(f"{where}: warning: {e.data['message']}")
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, NamedTuple, Optional
 
-from ._rundata import RunData, load_run, read_jsonl
+from ._rundata import RunData, load_run
 from ._tensorboard import TB_DIR, TensorBoardListener
 
 
@@ -21,6 +21,7 @@ class ReplayedEvent(NamedTuple):
     epoch: Optional[int] = None
     data: dict = {}
     time: Optional[float] = None
+    baseline: Optional[str] = None
 
 
 def has_events(folder: Path) -> bool:
@@ -58,11 +59,10 @@ def write_tensorboard(run, log_cost: bool = False) -> List[str]:
         folder = "warmup" if name == "float" else f"baseline_{name}"
         if has_events(root / folder):
             continue
-        bits = base.get("bits") or (int(name[1:]) if name[1:].isdigit() else None)
-        if name != "float" and bits:
-            for row in read_jsonl(run.trial_dir(-int(bits)) / "metrics.jsonl"):
-                _epoch(listener, -int(bits), row)
-        listener(ReplayedEvent("baseline", data={"name": name, **base}))
+        if name != "float":
+            for row in run.baseline_metrics(name):
+                _epoch(listener, None, row, baseline=name)
+        listener(ReplayedEvent("baseline", data={"name": name, **base.to_json()}))
         written.append(folder)
     listener.close()
     if not has_events(root / "study"):
@@ -72,6 +72,6 @@ def write_tensorboard(run, log_cost: bool = False) -> List[str]:
     return written
 
 
-def _epoch(listener: TensorBoardListener, trial: int, row: dict) -> None:
+def _epoch(listener: TensorBoardListener, trial: Optional[int], row: dict, baseline: Optional[str] = None) -> None:
     data = {k: v for k, v in row.items() if k not in ("phase", "epoch", "time")}
-    listener(ReplayedEvent("epoch", trial, row.get("phase"), row.get("epoch"), data, row.get("time")))
+    listener(ReplayedEvent("epoch", trial, row.get("phase"), row.get("epoch"), data, row.get("time"), baseline))

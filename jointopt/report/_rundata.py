@@ -6,8 +6,10 @@ it reads what the tuner and the listeners wrote:
 * ``config.yaml``, ``dataset.json``, ``baselines.json``, ``front.json`` (once the study ended);
 * ``trials/<n>/result.json`` of every completed trial (also those of other workers);
 * ``trials/<n>/metrics.jsonl`` (one row per epoch) and ``trials/<n>/allocation.jsonl`` (the
-  per-layer allocation after every search epoch, written by the TensorBoard listener);
+  per-layer allocation after every search epoch, written by every study);
 * ``search.log``, for the search epoch each trial kept (its ``phase_end`` line).
+
+Where each file is and how it is read is :class:`jointopt.tune.rundir.RunDir`'s business.
 """
 from __future__ import annotations
 
@@ -17,9 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..errors import ConfigError
+from typing import TYPE_CHECKING
 
-ALLOCATION_HISTORY = "allocation.jsonl"
+from ..errors import ConfigError
+from ..results import BaselineResult, TrialResult
+from .._pareto import pareto_front  # the one front (re-exported by jointopt.report)
+
+if TYPE_CHECKING:
+    from ..tune.rundir import RunDir
+
 ACCURACY_KEYS = {"val": "val_acc", "test": "test_acc"}
 
 
@@ -29,14 +37,20 @@ class RunData:
 
     path: Path
     config: dict
-    results: List[dict]
-    baselines: Dict[str, dict] = field(default_factory=dict)
+    results: List[TrialResult]
+    baselines: Dict[str, BaselineResult] = field(default_factory=dict)
     dataset: dict = field(default_factory=dict)
 
     @property
+    def layout(self) -> "RunDir":
+        from ..tune.rundir import RunDir  # imported when used: `import jointopt.report` stays light
+
+        return RunDir(self.path)
+
+    @property
     def target(self) -> str:
-        return str(self.config.get("cost", {}).get("target") or
-                   (self.results[0].get("target") if self.results else "memory"))
+        return str((self.config.get("cost") or {}).get("target") or
+                   (self.results[0].target if self.results else "memory"))
 
     @property
     def method(self) -> str:
@@ -46,8 +60,8 @@ class RunData:
     @property
     def cost_names(self) -> List[str]:
         """Costs every trial reports, the study's target first."""
-        names = [self.target] + [n for r in self.results for n in r.get("costs", {})]
-        names += [n for b in self.baselines.values() for n in b.get("costs", {})]
+        names = [self.target] + [n for r in self.results for n in r["costs"]]
+        names += [n for b in self.baselines.values() for n in b["costs"]]
         return list(dict.fromkeys(names))
 
     @property
@@ -63,19 +77,33 @@ class RunData:
     def name(self) -> str:
         return self.path.resolve().name
 
-    def front(self, target: Optional[str] = None) -> List[dict]:
-        """The Pareto-optimal trials under ``target`` (default: the study's), sorted by that cost."""
-        return pareto_front(self.results, target or self.target)
+    def front(self, target: Optional[str] = None) -> List[TrialResult]:
+        """The Pareto-optimal trials under ``target`` (default: the study's), sorted by that cost; as in
+        the study, a collapsed trial (at chance accuracy) is never a front point."""
+        return pareto_front([r for r in self.results if not r.get("collapsed")], target or self.target)
 
     def trial_dir(self, trial: int) -> Path:
-        return self.path / "trials" / str(trial)
+        return self.layout.trial_dir(trial)
+
+    def baseline_dir(self, name: str) -> Path:
+        """Where uniform baseline ``name``'s per-epoch metrics are (``baselines/w8/metrics.jsonl``)."""
+        return self.layout.baseline_dir(name)
 
     def metrics(self, trial: int) -> List[dict]:
-        return read_jsonl(self.trial_dir(trial) / "metrics.jsonl")
+        from ..tune.rundir import METRICS
+
+        return read_jsonl(self.layout.trial_file(trial, METRICS))
+
+    def baseline_metrics(self, name: str) -> List[dict]:
+        from ..tune.rundir import METRICS
+
+        return read_jsonl(self.baseline_dir(name) / METRICS)
 
     def allocation_history(self, trial: int) -> List[dict]:
         """Rows ``{"epoch": e, "layers": [...]}`` of the search epochs, if they were recorded."""
-        return read_jsonl(self.trial_dir(trial) / ALLOCATION_HISTORY)
+        from ..tune.rundir import ALLOCATION
+
+        return read_jsonl(self.layout.trial_file(trial, ALLOCATION))
 
     def kept_epoch(self, trial: int) -> Optional[int]:
         """The search epoch whose choice was frozen (the best one, not necessarily the last), if logged.
@@ -83,7 +111,9 @@ class RunData:
         Read from the study's ``search.log``, whose line ``phase_end trial=3 phase=search {"best_epoch": 4}``
         every study writes, with or without the TensorBoard listener.
         """
-        log = self.path / "search.log"
+        from ..tune.rundir import LOG
+
+        log = self.path / LOG
         pattern = re.compile(rf" phase_end trial={int(trial)} phase=search (\{{.*\}})$")
         found = None
         for line in log.read_text().splitlines() if log.is_file() else []:
@@ -97,7 +127,7 @@ class RunData:
 
     def check_target(self, target: str) -> None:
         """Raise :class:`ConfigError` unless every trial reports cost ``target``, saying how to get it."""
-        missing = [r["trial"] for r in self.results if target not in r.get("costs", {})]
+        missing = [r["trial"] for r in self.results if target not in r["costs"]]
         if not missing and (self.results or target == self.target):
             return
         which = f" for trials {trial_ranges(missing)} ({len(missing)} of {len(self.results)})" if missing else ""
@@ -140,47 +170,21 @@ def _how_to_report(target: str, reported: List[str]) -> str:
 
 
 def load_run(path) -> RunData:
-    """Read run directory ``path``; raises :class:`ConfigError` if it is not one."""
-    import yaml
+    """Read run directory ``path``; raises :class:`~jointopt.tune.rundir.RunDirError` (a
+    :class:`ConfigError`) if it is not one."""
+    from ..tune.rundir import RunDir, RunDirError
 
-    path = Path(path)
-    if not (path / "config.yaml").is_file():
-        hint = " (it does not exist)" if not path.exists() else ""
-        raise ConfigError(f"{str(path)!r} is not a jointopt run directory: no config.yaml{hint}; "
-                          "pass the --out folder of `jointopt search`")
-    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    results: Dict[int, dict] = {}
-    front_file = path / "front.json"
-    summary = _read_json(front_file) if front_file.exists() else {}
-    for r in summary.get("results", []):
-        results[int(r["trial"])] = r
-    for file in sorted((path / "trials").glob("*/result.json")) if (path / "trials").exists() else []:
-        data = _read_json(file)
-        if data and isinstance(data.get("trial"), int) and data["trial"] >= 0:
-            results[data["trial"]] = data  # the trial's own file is the latest word on it
-    baselines = _read_json(path / "baselines.json") if (path / "baselines.json").exists() else {}
-    baselines = baselines or summary.get("baselines") or {}
-    dataset = _read_json(path / "dataset.json") if (path / "dataset.json").exists() else {}
-    return RunData(path, config, [results[k] for k in sorted(results)], baselines, dataset or {})
-
-
-def pareto_front(results: List[dict], target: str, accuracy: str = "val_acc") -> List[dict]:
-    """Results not dominated in (higher ``accuracy``, lower ``target`` cost), sorted by cost.
-
-    The same rule as the tuner's front; repeated here because the report may plot a cost other
-    than the study's target (``--target``), whose front is a different set of trials.
-    """
-    points = [r for r in results if target in r.get("costs", {})]
-    front = []
-    for r in points:
-        a, c = r[accuracy], r["costs"][target]
-        if not any(o[accuracy] >= a and o["costs"][target] <= c and (o[accuracy] > a or o["costs"][target] < c)
-                   for o in points):
-            front.append(r)
-    unique: Dict[tuple, dict] = {}
-    for r in sorted(front, key=lambda r: (r["costs"][target], -r[accuracy], r["trial"])):
-        unique.setdefault((r["costs"][target], r[accuracy]), r)
-    return list(unique.values())
+    layout = RunDir(path).check()
+    config = layout.config_dict()
+    summary = layout.front(tolerant=True)  # other workers' trials too, whose result.json is on their machines
+    results: Dict[int, TrialResult] = {r.trial: r for r in summary.results} if summary else {}
+    results.update(layout.results(strict=False))  # the trial's own file is the latest word on it
+    baselines = layout.baselines() or (summary.baselines if summary else {})
+    try:
+        dataset = layout.dataset()
+    except RunDirError:
+        dataset = {}
+    return RunData(layout.path, config, [results[k] for k in sorted(results)], baselines, dataset or {})
 
 
 def read_jsonl(path: Path) -> List[dict]:
@@ -193,10 +197,3 @@ def read_jsonl(path: Path) -> List[dict]:
         except json.JSONDecodeError:  # a line being appended by a live study
             continue
     return rows
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):  # being replaced right now: the next refresh reads it
-        return {}

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ._rundata import ALLOCATION_HISTORY, load_run
+from ._rundata import load_run
 from ._tbfiles import StudyEvents, image_summary
 from ._units import cost_unit, safe_tag
 
@@ -116,15 +116,15 @@ class TensorBoardListener:
         run_dir: the study's run directory.
         log_cost: draw the Pareto figure with a log-scale cost axis.
         epoch_images: at most this many allocation images per trial during the search.
-        record_allocation: append each search epoch's allocation to ``trials/<n>/allocation.jsonl``
-            (so ``jointopt report`` can redraw its evolution later).
+        record_allocation: also append each search epoch's allocation to ``trials/<n>/allocation.jsonl``
+            (off by default: every study writes that file itself, with or without TensorBoard).
         study: refresh the study-level run when trials end.
         weight_bits: the search space's widths, so that every allocation figure has the same legend
             (default: taken from the ``study_start`` event's configuration).
     """
 
     def __init__(self, run_dir, log_cost: bool = False, epoch_images: int = EPOCH_IMAGES,
-                 record_allocation: bool = True, study: bool = True, weight_bits=()):
+                 record_allocation: bool = False, study: bool = True, weight_bits=()):
         self.run_dir = Path(run_dir)
         self.root = self.run_dir / TB_DIR
         self.log_cost, self.epoch_images = log_cost, max(1, int(epoch_images))
@@ -137,6 +137,11 @@ class TensorBoardListener:
         self._metrics: Dict[int, List[dict]] = {}
         self._kept: Dict[int, int] = {}
         self._failed: set = set()
+
+    def _allocation_file(self, trial: int) -> Path:
+        from ..tune.rundir import ALLOCATION, RunDir
+
+        return RunDir(self.run_dir).trial_file(trial, ALLOCATION)
 
     # -- dispatch ---------------------------------------------------------------------------------
     def __call__(self, event) -> None:
@@ -154,7 +159,7 @@ class TensorBoardListener:
     def _on_trial_start(self, e) -> None:
         self._history[e.trial], self._metrics[e.trial] = [], []
         if self.record_allocation:
-            (self.run_dir / "trials" / str(e.trial) / ALLOCATION_HISTORY).unlink(missing_ok=True)
+            self._allocation_file(e.trial).unlink(missing_ok=True)
 
     def _on_phase_start(self, e) -> None:
         if e.phase == "search" and e.trial is not None:
@@ -167,7 +172,7 @@ class TensorBoardListener:
         self._kept[e.trial] = int(e.data["best_epoch"])
 
     def _on_epoch(self, e) -> None:
-        name = run_name(e.trial, e.phase)
+        name = run_name(e.trial, e.phase, getattr(e, "baseline", None))
         if name is None or e.epoch is None:
             return
         writer = self._writer(name)
@@ -182,7 +187,7 @@ class TensorBoardListener:
         row = {"epoch": e.epoch, "layers": _plain(e.data.get("layers", []))}
         self._history.setdefault(e.trial, []).append(row)
         if self.record_allocation:
-            path = self.run_dir / "trials" / str(e.trial) / ALLOCATION_HISTORY
+            path = self._allocation_file(e.trial)
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -328,7 +333,9 @@ class TensorBoardListener:
 
 def _plain(value):
     """Dict keys as strings and numbers as Python numbers, as they will read back from JSON."""
-    return json.loads(json.dumps(value, default=str))
+    from ..results import to_plain  # a result record: its JSON form
+
+    return json.loads(json.dumps(value, default=to_plain))
 
 
 def tensorboard_listener(run_dir, **options) -> TensorBoardListener:

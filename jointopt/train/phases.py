@@ -21,8 +21,10 @@ from ..cost import get_cost_model
 from ..errors import DivergedError
 from ..graph import convert
 from ..graph.network import SearchableNetwork
+from ..results import TrialResult
 from .checkpoint import save_checkpoint
 from .events import EventBus
+from .faults import fault_point
 from .schedule import SearchSchedule, selector_entropy, selector_optimizer
 
 
@@ -115,6 +117,7 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
     return model, stop.best
 
 
+CHECKPOINT = "checkpoint.pt"  # a trial's per-epoch checkpoint, in its directory (see jointopt.tune.rundir)
 EXPLODED = 1e3  # a search whose task loss grows this many times above its first step's (and above 1) diverged
 
 
@@ -167,13 +170,19 @@ class TrialRunner:
         dataset: the in-memory data set.
         bus: where progress goes.
         device: torch device.
-        trial: trial number (for events and seeding).
+        trial: trial number (for events), or None for a baseline.
         trial_dir: where per-epoch checkpoints go (None: no checkpoints).
+        seed_index: the trial's place in the study's plan (default: ``trial``); the trial's seed is
+            ``config.seed * 100003 + seed_index``, so a retried trial keeps the seed of the one it retries.
+        baseline: the name of the uniform baseline this runner trains (``w8``, ...), announced on its
+            events instead of a trial number.
     """
 
-    def __init__(self, config: Config, dataset, bus: EventBus, device, trial: int, trial_dir: Optional[Path]):
+    def __init__(self, config: Config, dataset, bus: EventBus, device, trial: Optional[int], trial_dir: Optional[Path],
+                 seed_index: Optional[int] = None, baseline: Optional[str] = None):
         self.config, self.dataset, self.bus, self.device = config, dataset, bus, device
-        self.trial, self.trial_dir = trial, trial_dir
+        self.trial, self.trial_dir, self.baseline = trial, trial_dir, baseline
+        self.seed_index = seed_index if seed_index is not None else (trial or 0)
         self.cost_names = cost_names(config)
         self.cost_models = {name: get_cost_model(name) for name in self.cost_names}
         self.resume_state: Optional[dict] = None  # a checkpoint of an interrupted run of the same trial
@@ -181,16 +190,22 @@ class TrialRunner:
 
     # -- helpers ----------------------------------------------------------------------------------
     def _emit(self, kind, phase=None, epoch=None, **data):
-        self.bus.emit(kind, self.trial, phase, epoch, **data)
+        self.bus.emit(kind, self.trial, phase, epoch, baseline=self.baseline, **data)
+
+    @property
+    def seed(self) -> int:
+        """The trial's seed: from the study's seed and the trial's place in the plan, not its number."""
+        return self.config.seed * 100003 + self.seed_index
 
     def _checkpoint(self, phase: str, epoch: int, model: nn.Module, optimizers, sched, generator, stop,
                     extra: Optional[dict] = None) -> None:
         """Everything needed to continue the phase after ``epoch`` (written atomically)."""
         if self.trial_dir is not None:
-            save_checkpoint(self.trial_dir / "checkpoint.pt", {
+            save_checkpoint(self.trial_dir / CHECKPOINT, {
                 "phase": phase, "epoch": epoch, "state": model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "sched": sched.state_dict(),
                 "generator": generator.get_state(), "stop": stop.state_dict(), **(extra or {})})
+            fault_point("checkpoint_written", self.trial)
 
     def _restore(self, phase: str, model: nn.Module, optimizers, sched, generator, stop) -> int:
         """Load a checkpoint of ``phase`` if resuming; return the first epoch to run."""
@@ -215,10 +230,14 @@ class TrialRunner:
         return x
 
     # -- the trial --------------------------------------------------------------------------------
-    def run(self, warm: nn.Module, lam: float, lam2: float = 0.0, temperature_decay: Optional[float] = None) -> dict:
+    def run(self, warm: nn.Module, lam: float, lam2: float = 0.0, temperature_decay: Optional[float] = None
+            ) -> TrialResult:
+        """The joint search of one trial at strength ``lam`` (``lam2`` for the second target,
+        ``temperature_decay`` to override the schedule's): search, freeze, fine-tune, evaluate.
+        Sets ``self.searchable`` and ``self.frozen`` and returns the trial's result."""
         cfg = self.config
         started = time.time()
-        seed = cfg.seed * 100003 + self.trial
+        seed = self.seed
         torch.manual_seed(seed)
         warm = copy.deepcopy(warm).to(self.device).eval()
         space = cfg.space.build(cfg.search.sampling)
@@ -236,11 +255,11 @@ class TrialRunner:
         frozen = self.finetune(frozen, warm, seed)
         val_acc, _ = evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)
         test_acc, _ = evaluate(frozen, self.dataset, "test", cfg.data.eval_batch_size, self.device)
-        result = describe_frozen(frozen, net, self.cost_models, cfg.cost.target)
-        result.update(trial=self.trial, val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started,
-                      search=getattr(self, "freeze_report", {}),
-                      params={"lambda": lam, **({"lambda2": lam2} if cfg.cost.second else {}),
-                              **({"temperature_decay": temperature_decay} if temperature_decay is not None else {})})
+        params = {"lambda": lam, **({"lambda2": lam2} if cfg.cost.second else {}),
+                  **({"temperature_decay": temperature_decay} if temperature_decay is not None else {})}
+        result = trial_result(describe_frozen(frozen, net, self.cost_models, cfg.cost.target), trial=self.trial,
+                              val_acc=val_acc, test_acc=test_acc, time_s=time.time() - started,
+                              search=getattr(self, "freeze_report", {}), params=params)
         self.searchable, self.frozen = net, frozen
         return result
 
@@ -409,8 +428,15 @@ def mean_bits(stats) -> float:
     return bits / weights if weights else 0.0
 
 
+def trial_result(described: dict, **fields) -> TrialResult:
+    """A trial's result from :func:`describe_frozen`'s description and the trial's own ``fields``
+    (``trial``, ``params``, ``val_acc``, ``test_acc``, ``time_s``, ``search``, ...)."""
+    return TrialResult(**{**described, "allocation": tuple(described["allocation"])}, **fields)
+
+
 def describe_frozen(frozen: nn.Module, net: Optional[SearchableNetwork], cost_models: Dict, target: str) -> dict:
-    """Costs of the frozen network under every active model, and its allocation."""
+    """Costs of the frozen network under every active model, and its allocation (the keys of a
+    :class:`~jointopt.results.TrialResult` that describe the network)."""
     from ..graph import frozen_layer_stats
 
     stats = frozen_layer_stats(frozen)

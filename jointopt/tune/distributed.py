@@ -18,6 +18,8 @@ from ..train.cuda import prepare
 from ..train.amp import autocast_forward
 from ..train.distributed import DistributedAmpTrialRunner, DistributedTrialRunner, ShardedData, data_parallel, setup, teardown
 from . import rundir
+from ..results import StudyResult
+from ..train.phases import CHECKPOINT
 from .front import front_csv, front_table, pareto_front
 from .study import build_model, load_dataset, warmup_key
 
@@ -65,22 +67,23 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
         runner_class = DistributedAmpTrialRunner if config.amp else DistributedTrialRunner  # amp: bf16 autocast
         runner = runner_class(config, data, bus, ranks.device, 0, tdir if ranks.is_main else None,
                               ranks=ranks)
-        result = runner.run(warm, lam)
-        result.update(method="joint", input_shape=list(dataset.input_shape), world_size=ranks.world)
+        result = runner.run(warm, lam).replace(method="joint", input_shape=tuple(dataset.input_shape),
+                                               extra={"world_size": ranks.world})
+        record = result.to_json()
         if ranks.is_main:
-            save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
-            save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())
-            rundir.write_json(tdir / "result.json", result)
-            (tdir / "checkpoint.pt").unlink(missing_ok=True)
+            layout = rundir.RunDir(run_dir)
+            save_checkpoint(layout.trial_file(0, rundir.SEARCHABLE), runner.searchable.state_dict())
+            save_checkpoint(layout.trial_file(0, rundir.FROZEN), runner.frozen.state_dict())
+            layout.write_result(result)
+            layout.trial_file(0, CHECKPOINT).unlink(missing_ok=True)
             bus.emit("trial_end", 0, result=result)
             target = config.cost.target
             front = pareto_front([result], target)
             atomic_write_text(run_dir / rundir.PARETO_CSV, front_csv(front, target))
-            rundir.write_json(run_dir / rundir.FRONT_JSON, {"target": target, "front": front, "results": [result],
-                                                            "baselines": {}})
-            result["table"] = front_table(front, target, {})
+            layout.write_front(StudyResult(target, tuple(front), (result,)))
+            record["table"] = front_table(front, target, {})
             bus.close()
-        return result
+        return record
     finally:
         teardown()
 

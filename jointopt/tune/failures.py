@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 from ..errors import DivergedError
+from ..results import FailedTrial
 from . import rundir
-
-FAILURE = "failure.json"
+from ..train.phases import CHECKPOINT
+from .rundir import FAILURE
 
 
 class _QuietTrialTracebacks(logging.Filter):
@@ -40,22 +41,22 @@ def record_failure(bus, trial, tdir: Path, exc: DivergedError) -> None:
     trial.set_user_attr("failed", reason)
     rundir.write_json(tdir / FAILURE, {"trial": trial.number, "status": "failed", "reason": reason,
                                        "params": dict(trial.params)})
-    (tdir / "checkpoint.pt").unlink(missing_ok=True)  # a diverged state is not worth resuming
+    (tdir / CHECKPOINT).unlink(missing_ok=True)  # a diverged state is not worth resuming
     bus.emit("trial_failed", trial.number, reason=reason, params=dict(trial.params))
 
 
-def failed_trials(study) -> List[dict]:
-    """Every trial of ``study`` that failed with a recorded reason: trial, params, reason."""
+def failed_trials(study) -> List[FailedTrial]:
+    """Every trial of ``study`` that failed with a recorded reason."""
     from optuna.trial import TrialState
 
-    return [{"trial": t.number, "params": dict(t.params), "reason": t.user_attrs["failed"]}
+    return [FailedTrial(t.number, dict(t.params), t.user_attrs["failed"])
             for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "failed" in t.user_attrs]
 
 
-def every_trial_failed(failed: List[dict]) -> DivergedError:
+def every_trial_failed(failed: Sequence[FailedTrial]) -> DivergedError:
     first = failed[0]
-    return DivergedError(f"every trial of the study failed ({len(failed)}); trial {first['trial']} "
-                         f"(params {first['params']}): {first['reason']}")
+    return DivergedError(f"every trial of the study failed ({len(failed)}); trial {first.trial} "
+                         f"(params {first.params}): {first.reason}")
 
 
 def collapse_reason(val_acc: float, warmup_acc, num_classes: int, val_samples: int):

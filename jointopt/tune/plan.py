@@ -152,3 +152,20 @@ def _fresh(lam: float, taken: Sequence[float]) -> float:
     while any(abs(math.log(lam / t)) < 0.01 for t in taken):
         lam *= 1.05
     return lam
+
+
+def plan_index(trials: Sequence, number: int) -> int:
+    """Trial ``number``'s place in the study's plan, from the study's ``trials`` (Optuna frozen trials).
+
+    A retry (user attribute ``retry_of``: a trial interrupted by Ctrl-C, a full disk or a killed worker,
+    queued again by ``--resume``) takes the place of the trial it retries; any other trial takes the
+    next place: the number of trials before it that are not retries. So the spread of λ and every
+    trial's seed follow the plan, not trial numbers, and a resumed study runs each planned λ once,
+    with its own seed, as the study without the interruption would have.
+    """
+    attrs = {t.number: t.user_attrs for t in trials}
+    seen = set()
+    while attrs.get(number, {}).get("retry_of") is not None and number not in seen:
+        seen.add(number)
+        number = int(attrs[number]["retry_of"])
+    return sum(1 for n, a in attrs.items() if n < number and a.get("retry_of") is None)

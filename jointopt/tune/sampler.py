@@ -4,8 +4,9 @@ For the one-dimensional problem of choosing λ (plus, optionally, one or two mor
 spread traces the front better than random draws with few trials. Trial ``n`` takes the ``n``-th
 point of a van der Corput sequence (base 2 for the first parameter, 3 and 5 for the next), shifted
 by a seed-dependent offset (a Cranley–Patterson rotation), on the log scale for log parameters. The
-point depends only on the trial number and the seed, so several workers never need to coordinate and
-the same seed gives the same parameters.
+point depends only on the trial's place in the plan (its number, less the retries before it:
+:func:`jointopt.tune.plan.plan_index`) and the seed, so several workers never need to coordinate, the
+same seed gives the same parameters, and a resumed study runs the points it would have run.
 """
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ class SpreadSampler(optuna.samplers.BaseSampler):
         index = self._order.setdefault(param_name, len(self._order))
         base = _BASES[index % len(_BASES)]
         offset = random.Random(f"{self.seed}:{param_name}").random()
-        u = (van_der_corput(trial.number + 1, base) + offset) % 1.0
+        from .plan import plan_index  # the trial's place in the plan: retries do not shift later trials
+
+        u = (van_der_corput(plan_index(study.get_trials(deepcopy=False), trial.number) + 1, base) + offset) % 1.0
         if isinstance(distribution, FloatDistribution):
             lo, hi = distribution.low, distribution.high
             if distribution.log:

@@ -7,20 +7,24 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..config import Config
 from ..errors import ConfigError, DivergedError
+from ..results import SUMMARY_FIELDS, BaselineResult, StudyResult, TrialResult
 from ..train import EventBus, TrialRunner, evaluate, load_checkpoint, save_checkpoint, train_float
-from ..train.phases import cost_names, describe_frozen
+from ..train.faults import fault_point
+from ..train.phases import CHECKPOINT, cost_names, describe_frozen
 from .._files import atomic_write_text, file_lock
 from ..space import SearchSpace
 from . import rundir
 from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
                        readable_checkpoint, record_failure)
 from .front import front_csv, front_table, pareto_front
+from .plan import plan_index
+from .rundir import RunDir
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,14 +46,13 @@ def build_model(config: Config, input_shape=None, num_classes=None) -> torch.nn.
     """The configured model, sized for the data set when its factory takes ``input_shape``/``num_classes``."""
     import inspect
 
-    from ..zoo import create_model
-    from ..zoo._registry import _REGISTRY, _import_factory
+    from ..zoo import create_model, model_factory
 
     kwargs = dict(config.model.kwargs)
     name = config.model.name
-    factory = _REGISTRY.get(name).factory if name in _REGISTRY else _import_factory(name) if ":" in name else None
+    factory = model_factory(name)  # an unknown name: the registry's error, with the close matches
     try:
-        params = inspect.signature(factory).parameters if factory is not None else {}
+        params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         params = {}
     if input_shape is not None and "input_shape" in params:
@@ -85,6 +88,7 @@ class Study:
                  listeners: Sequence[Callable] = (), fixed_lambda: Optional[float] = None,
                  argv: Optional[List[str]] = None):
         self.config, self.run_dir = config, Path(run_dir)
+        self.layout = RunDir(self.run_dir)
         self.fixed_lambda = fixed_lambda
         self.storage_url = storage or f"sqlite:///{(self.run_dir / rundir.STUDY_DB).resolve()}"
         self.shared = storage is not None  # a storage several run directories (machines) may join
@@ -100,7 +104,8 @@ class Study:
         self.device = resolve_device(config.device)  # before anything is written: a wrong device leaves no folder
         self._dataset = None
         self._prepare_dir()
-        self.bus = EventBus([rundir.MetricsWriter(self.run_dir), rundir.LogWriter(self.run_dir), *listeners])
+        self.bus = EventBus([rundir.MetricsWriter(self.run_dir), rundir.AllocationWriter(self.run_dir),
+                             rundir.LogWriter(self.run_dir), *listeners])
         self.cost_names = cost_names(config)
 
     # -- run directory ----------------------------------------------------------------------------
@@ -128,7 +133,7 @@ class Study:
                     raise ConfigError(f"--resume: the configuration differs from the one in {str(config_path)!r} "
                                       f"(sections: {', '.join(changed)}); resume without --config/overrides, "
                                       "or start a new run directory")
-        atomic_write_text(config_path, self.config.to_yaml())
+        self.layout.write_config(self.config)
         env = rundir.environment(self.config, self.argv)
         env_path = self.run_dir / rundir.ENVIRONMENT
         if env_path.exists():
@@ -147,9 +152,21 @@ class Study:
 
     # -- optuna -----------------------------------------------------------------------------------
     def _storage(self):
-        from .storage import connect
+        """The Optuna storage, opened once per study object (the study's trials are reached through it
+        by their number: :meth:`_trial_id`)."""
+        if getattr(self, "_opened_storage", None) is None:
+            from .storage import connect
 
-        return connect(self.storage_url)  # postgresql:// gets the installed driver
+            self._opened_storage = connect(self.storage_url)  # postgresql:// gets the installed driver
+        return self._opened_storage
+
+    def _set_user_attr(self, study, number: int, key: str, value) -> None:
+        """Set a user attribute of trial ``number`` through the storage this study opened (Optuna's
+        public storage API; the trial may have been started by another process)."""
+        storage = self._storage()
+        trial_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), number)
+        storage.set_trial_user_attr(trial_id, key, value)
 
     def _sampler(self):
         import optuna
@@ -189,15 +206,25 @@ class Study:
         return study
 
     def _recover_stale(self, study) -> None:
-        """Trials left RUNNING by a killed worker on this host: mark failed and queue their parameters again.
-        Trials that failed without diverging (interrupted) and were never retried: queue them again too."""
+        """Trials left RUNNING by a killed worker on this host: a trial whose ``result.json`` (and frozen
+        network) is complete was killed after it finished and before the study heard of it — it is told
+        to the study as COMPLETE with its values, not run again; any other is marked failed and its
+        parameters queued again. Trials that failed without diverging (interrupted) and were never
+        retried: queue them again too."""
         from optuna.trial import TrialState
 
         host = socket.gethostname()
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid")):
                 continue
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            result = self.layout.complete_result(t.number)
+            if result is not None:
+                self._set_user_attr(study, t.number, "result", result.summary_json())
+                study.tell(t.number, self._values(result))
+                self.bus.emit("warning", t.number, message=f"trial {t.number} had finished when its worker stopped; "
+                                                           "its result is recorded as it was, not run again")
+                continue
+            study.tell(t.number, state=TrialState.FAIL)
             study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
         for number, params in interrupted_trials(study):  # Ctrl-C, a full disk, a bad checkpoint: never lost
             study.enqueue_trial(params, user_attrs={"retry_of": number})
@@ -225,24 +252,28 @@ class Study:
             self.warmup_acc = val_acc
             return model
 
-    def baselines(self, dataset, warm) -> Dict[str, dict]:
-        path = self.run_dir / rundir.BASELINES
+    def baselines(self, dataset, warm) -> Dict[str, BaselineResult]:
         with file_lock(self.run_dir / "baselines.lock"):
-            if path.exists():
-                return json.loads(path.read_text())
-            out: Dict[str, dict] = {}
+            saved = self.layout.baselines()
+            if saved:
+                return saved
+            out: Dict[str, BaselineResult] = {}
             cfg = self.config
             acc_val, _ = evaluate(warm, dataset, "val", cfg.data.eval_batch_size, self.device)
             acc_test, _ = evaluate(warm, dataset, "test", cfg.data.eval_batch_size, self.device)
-            out["float"] = {"val_acc": acc_val, "test_acc": acc_test, "costs": {}}
-            self.bus.emit("baseline", name="float", **out["float"])
+            out["float"] = BaselineResult("float", acc_val, acc_test)
+            self._announce_baseline(out["float"])
             for bits in cfg.tuner.baselines:
                 out[f"w{bits}"] = self._uniform(dataset, warm, bits)
-                self.bus.emit("baseline", name=f"w{bits}", **out[f"w{bits}"])
-            rundir.write_json(path, out)
+                self._announce_baseline(out[f"w{bits}"])
+            self.layout.write_baselines(out)
             return out
 
-    def _uniform(self, dataset, warm, bits: int) -> dict:
+    def _announce_baseline(self, baseline: BaselineResult) -> None:
+        fields = {k: v for k, v in baseline.to_json().items() if k != "version"}
+        self.bus.emit("baseline", name=baseline.name, result=baseline, **fields)
+
+    def _uniform(self, dataset, warm, bits: int) -> BaselineResult:
         """A uniform-width network trained with the same budget as a trial (search + fine-tune epochs)."""
         from ..graph import convert
 
@@ -251,7 +282,8 @@ class Study:
                                f"finetune.max_steps={cfg.finetune.max_steps if cfg.finetune.max_steps is not None else 'null'}"])
         from ..train.amp import runner_class
 
-        runner = runner_class(cfg)(budget, dataset, self.bus, self.device, trial=-bits, trial_dir=None)
+        runner = runner_class(cfg)(budget, dataset, self.bus, self.device, trial=None, trial_dir=None,
+                                   baseline=f"w{bits}")
         space = SearchSpace(weight_bits=(bits,), act_bits=(max(cfg.space.act_bits),))
         net = convert(copy.deepcopy(warm).eval(), runner.example_batch(), space).eval().set_mode("hard")
         runner.bind_costs(net)
@@ -259,11 +291,17 @@ class Study:
         val_acc, _ = evaluate(frozen, dataset, "val", cfg.data.eval_batch_size, self.device)
         test_acc, _ = evaluate(frozen, dataset, "test", cfg.data.eval_batch_size, self.device)
         described = describe_frozen(frozen, net, runner.cost_models, cfg.cost.target)
-        return {"val_acc": val_acc, "test_acc": test_acc, "costs": described["costs"], "bits": bits}
+        return BaselineResult(f"w{bits}", val_acc, test_acc, described["costs"], bits)
 
     # -- the study --------------------------------------------------------------------------------
-    def run(self) -> dict:
-        from optuna.study import MaxTrialsCallback
+    def run(self) -> StudyResult:
+        """Run the study: the warm-up and the baselines (once per run directory), then trials until
+        ``tuner.trials`` of them are complete (with other workers sharing the storage, together),
+        then the front. Returns the :class:`~jointopt.results.StudyResult` that ``front.json`` holds.
+
+        Raises:
+            DivergedError: every trial of the study failed (the reason of the first is named).
+        """
         from optuna.trial import TrialState
 
         cfg = self.config
@@ -275,7 +313,7 @@ class Study:
 
         dataset = prepare(dataset, self.device)  # on CUDA: resident on the GPU once, cuDNN autotuned
         self.input_shape = tuple(dataset.input_shape)
-        rundir.write_json(self.run_dir / "dataset.json", {"name": dataset.name, "input_shape": list(dataset.input_shape),
+        rundir.write_json(self.run_dir / rundir.DATASET, {"name": dataset.name, "input_shape": list(dataset.input_shape),
                                                       "num_classes": dataset.num_classes,
                                                       "class_names": list(dataset.class_names),
                                                       "substitute": dataset.substitute,
@@ -301,12 +339,42 @@ class Study:
         target_trials = 1 if self.fixed_lambda is not None else cfg.tuner.trials
         if done < target_trials:
             quiet_optuna_failures()
-            study.optimize(self._objective(dataset, warm), n_trials=target_trials, catch=(DivergedError,),
-                           callbacks=[MaxTrialsCallback(target_trials, states=(TrialState.COMPLETE,))])
+            self._optimize(study, dataset, warm, target_trials)
         summary = self.finish(study, baselines)
-        if not summary["results"] and summary["failed"]:
-            raise every_trial_failed(summary["failed"])
+        if not summary.results and summary.failed:
+            raise every_trial_failed(summary.failed)
         return summary
+
+    def _optimize(self, study, dataset, warm, target: int) -> None:
+        """Ask, run and tell trials until ``target`` of the study's trials are complete (at most
+        ``target`` trials in this process, as ``study.optimize(n_trials=target)`` would).
+
+        A trial's result is committed to the study (COMPLETE, with its values) before anything
+        announces it, so a worker killed after its ``trial N done`` line never leaves a finished trial
+        RUNNING. A trial that diverged is told FAIL (its reason is recorded) and the study goes on;
+        any other exception (Ctrl-C, a full disk) tells it FAIL and propagates — ``--resume`` retries it.
+        """
+        from optuna.trial import TrialState
+
+        for _ in range(target):
+            if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= target:
+                return
+            trial = study.ask()
+            try:
+                result = self._run_trial(study, trial, dataset, warm)
+            except DivergedError:
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            study.tell(trial, self._values(result))
+            fault_point("result_committed", trial.number)
+            self.bus.emit("trial_end", trial.number, result=result)
+
+    def _values(self, result: TrialResult) -> Tuple[float, float]:
+        """The objectives Optuna records: validation accuracy (maximised), target cost (minimised)."""
+        return result.val_acc, result.cost(self.config.cost.target)
 
     def _plan_targets(self, dataset, warm, baselines) -> None:
         """Tell an adaptive sampler what the uniform networks reach and what the cost is relative to."""
@@ -326,101 +394,104 @@ class Study:
         self.sampler.set_targets(reference, Targets(best, 100.0 / dataset.num_classes, max(0.25, 1.01 * one_sample),
                                                     worst_uniform_acc=worst))
 
-    def _objective(self, dataset, warm):
+    def _run_trial(self, study, trial, dataset, warm) -> TrialResult:
+        """Run Optuna ``trial`` (asked, RUNNING) to its result, written to ``trials/<n>/``."""
         cfg = self.config
+        params = self.method.suggest(trial, self)  # the joint search: λ (and λ2, T decay) from the sampler
+        reason = getattr(self.sampler, "reasons", {}).get(trial.number)
+        index = plan_index(study.get_trials(deepcopy=False), trial.number)  # a retry keeps its place in the plan: λ and seed
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("plan_index", index)
+        tdir = self.layout.trial_dir(trial.number)
+        tdir.mkdir(parents=True, exist_ok=True)
+        self.layout.trial_file(trial.number, rundir.METRICS).unlink(missing_ok=True)
+        self.bus.emit("trial_start", trial.number, params=dict(trial.params), reason=reason)
+        from ..train.amp import runner_class
 
-        def objective(trial) -> tuple:
-            params = self.method.suggest(trial, self)  # the joint search: λ (and λ2, T decay) from the sampler
-            reason = getattr(self.sampler, "reasons", {}).get(trial.number)
-            trial.set_user_attr("host", socket.gethostname())
-            trial.set_user_attr("pid", os.getpid())
-            tdir = rundir.trial_dir(self.run_dir, trial.number)
-            tdir.mkdir(parents=True, exist_ok=True)
-            metrics = tdir / "metrics.jsonl"
-            if metrics.exists():
-                metrics.unlink()
-            self.bus.emit("trial_start", trial.number, params=dict(trial.params), reason=reason)
-            from ..train.amp import runner_class
+        runner = runner_class(cfg)(cfg, dataset, self.bus, self.device, trial.number, tdir,  # amp: bf16 autocast
+                                   seed_index=index)
+        trial.set_user_attr("seed", runner.seed)
+        retry_of = trial.user_attrs.get("retry_of")
+        previous = self.layout.trial_file(retry_of, CHECKPOINT) if retry_of is not None else None
+        if previous is not None and previous.exists():  # continue the killed trial from its last epoch
+            runner.resume_state = readable_checkpoint(previous, self.bus, trial.number)
+        if runner.resume_state is not None:
+            trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
+                                                 "epoch": runner.resume_state["epoch"]})
+        try:
+            result = self.method.run(runner, warm, params)
+        except DivergedError as exc:  # failed with its reason (Optuna, failure.json); the study goes on
+            record_failure(self.bus, trial, tdir, exc)
+            raise
+        collapsed = collapse_reason(result.val_acc, getattr(self, "warmup_acc", None), dataset.num_classes,
+                                    len(dataset.val))
+        result = result.replace(method=self.method.name, warnings=tuple(runner.warnings),
+                                collapsed=collapsed,  # complete (the λ plan learns from it) but not a front point
+                                input_shape=tuple(self.input_shape))
+        save_checkpoint(self.layout.trial_file(trial.number, rundir.SEARCHABLE), runner.searchable.state_dict())
+        save_checkpoint(self.layout.trial_file(trial.number, rundir.FROZEN), runner.frozen.state_dict())
+        self.layout.write_result(result)
+        fault_point("result_written", trial.number)
+        self.layout.trial_file(trial.number, CHECKPOINT).unlink(missing_ok=True)  # the final state is kept
+        if previous is not None:  # and the interrupted trial it retried is done with too
+            previous.unlink(missing_ok=True)
+        trial.set_user_attr("result", result.summary_json())  # the full record is result.json
+        return result
 
-            runner = runner_class(cfg)(cfg, dataset, self.bus, self.device, trial.number, tdir)  # amp: bf16 autocast
-            retry_of = trial.user_attrs.get("retry_of")
-            previous = rundir.trial_dir(self.run_dir, retry_of) / "checkpoint.pt" if retry_of is not None else None
-            if previous is not None and previous.exists():  # continue the killed trial from its last epoch
-                runner.resume_state = readable_checkpoint(previous, self.bus, trial.number)
-            if runner.resume_state is not None:
-                trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
-                                                     "epoch": runner.resume_state["epoch"]})
-            try:
-                result = self.method.run(runner, warm, params)
-            except DivergedError as exc:  # failed with its reason (Optuna, failure.json); the study goes on
-                record_failure(self.bus, trial, tdir, exc)
-                raise
-            result["method"] = self.method.name
-            if runner.warnings:
-                result["warnings"] = list(runner.warnings)
-            collapsed = collapse_reason(result["val_acc"], getattr(self, "warmup_acc", None), dataset.num_classes,
-                                        len(dataset.val))
-            if collapsed:  # complete (the λ plan learns from it) but not a front point
-                result["collapsed"] = collapsed
-            save_checkpoint(tdir / "searchable.pt", runner.searchable.state_dict())
-            save_checkpoint(tdir / "frozen.pt", runner.frozen.state_dict())
-            result["input_shape"] = list(self.input_shape)
-            rundir.write_json(tdir / "result.json", result)
-            (tdir / "checkpoint.pt").unlink(missing_ok=True)  # the trial is complete: the final state is kept
-            if previous is not None:  # and the interrupted trial it retried is done with too
-                previous.unlink(missing_ok=True)
-            trial.set_user_attr("result", self.result_summary(result))  # the full record is result.json
-            self.bus.emit("trial_end", trial.number, result=result)
-            return result["val_acc"], result["costs"][cfg.cost.target]
-
-        return objective
-
-    def results(self, study=None) -> List[dict]:
+    def results(self, study=None) -> List[TrialResult]:
         """Every completed trial's result: its ``trials/<n>/result.json`` where this run directory has it
         (the full record), else the summary the trial stored in the study (a worker on another machine,
         or a study database copied without its run directory)."""
         from optuna.trial import TrialState
 
+        from ..results import ResultError
+
         study = study or self._study()
         out = []
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            path = rundir.trial_dir(self.run_dir, t.number) / "result.json"
             try:
-                full = json.loads(path.read_text()) if path.is_file() else None
-            except (OSError, ValueError):
-                full = None
-            if isinstance(full, dict) and full.get("trial") == t.number:
-                out.append(full)
-            elif "result" in t.user_attrs:
-                out.append(t.user_attrs["result"])
+                out.append(self.layout.result(t.number))
+                continue
+            except rundir.RunDirError:
+                pass
+            if "result" in t.user_attrs:
+                try:
+                    out.append(TrialResult.from_json(t.user_attrs["result"]))
+                except ResultError:
+                    continue
         return out
 
-    SUMMARY_KEYS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "kept_fraction",
-                    "mean_bits", "bits_histogram", "time_s", "method", "collapsed")
+    SUMMARY_KEYS = SUMMARY_FIELDS + ("version",)  # what a trial stores in the study (user attribute ``result``)
 
     @classmethod
-    def result_summary(cls, result: dict) -> dict:
+    def result_summary(cls, result) -> dict:
         """What a trial stores in the study (a few hundred bytes): enough for the front and its table.
         The per-layer allocation and the rest stay in ``result.json``."""
-        return json.loads(json.dumps({k: result[k] for k in cls.SUMMARY_KEYS if k in result}, default=str))
+        result = result if isinstance(result, TrialResult) else TrialResult.from_json(result)
+        return result.summary_json()
 
-    def gather(self) -> dict:
+    def gather(self) -> StudyResult:
         """The front of every trial the storage holds, written to this run directory, without running any:
         what a launcher does once its workers are done (``jointopt search --workers``)."""
-        path = self.run_dir / rundir.BASELINES
-        baselines = json.loads(path.read_text()) if path.is_file() else {}
-        return self.finish(self._study(), baselines)
+        return self.finish(self._study(), self.layout.baselines())
 
-    def finish(self, study, baselines) -> dict:
+    def finish(self, study, baselines) -> StudyResult:
         target = self.config.cost.target
-        results = sorted(self.results(study), key=lambda r: r["trial"])
-        front = pareto_front([r for r in results if not r.get("collapsed")], target)
+        results = sorted(self.results(study), key=lambda r: r.trial)
+        front = pareto_front([r for r in results if r.on_front], target)
         atomic_write_text(self.run_dir / rundir.PARETO_CSV, front_csv(front, target))
-        summary = {"target": target, "front": front, "results": results, "baselines": baselines,
-                   "failed": failed_trials(study)}
-        rundir.write_json(self.run_dir / rundir.FRONT_JSON, summary)
+        failing = self.bus.failed_listeners()
+        errors = tuple(f"{name} failed on {count} event(s)" for name, count in failing.items())
+        if errors:  # a listener that failed is never silent: the log and front.json say so
+            self.bus.emit("warning", message="event listeners failed: " + "; ".join(errors) +
+                          f" (first: {self.bus.errors[0]})")
+        baselines = {name: b if isinstance(b, BaselineResult) else BaselineResult.from_json(name, b)
+                     for name, b in (baselines or {}).items()}
+        summary = StudyResult(target, tuple(front), tuple(results), baselines, tuple(failed_trials(study)), errors)
+        self.layout.write_front(summary)
         self.table = front_table(front, target, baselines)
-        self.bus.emit("study_end", front=front, results=results, baselines=baselines, target=target)
+        self.bus.emit("study_end", front=list(front), results=list(results), baselines=baselines, target=target)
         self.bus.close()
         return summary
 
@@ -438,7 +509,7 @@ def _alive(pid) -> bool:
 
 
 def search(config: Config | dict | str | Path | None = None, out: Optional[str | Path] = None, *,
-           progress: bool = True, **kwargs) -> dict:
+           progress: bool = True, **kwargs) -> StudyResult:
     """Run a whole study, as ``jointopt search`` does.
 
     Args:
@@ -450,7 +521,8 @@ def search(config: Config | dict | str | Path | None = None, out: Optional[str |
         kwargs: passed to :class:`Study` (``storage``, ``resume``, ``listeners``, ``fixed_lambda``).
 
     Returns:
-        The summary: ``front`` (Pareto-optimal trial results), ``results`` (all), ``baselines``.
+        The :class:`~jointopt.results.StudyResult`: ``front`` (Pareto-optimal trial results),
+        ``results`` (all), ``baselines``, ``failed`` (attributes; ``summary["front"]`` works too).
 
     Example::
 

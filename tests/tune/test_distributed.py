@@ -32,7 +32,7 @@ def test_torchrun_trial_equals_single_process(tiny_config, tmp_path):
     warm = build_model(config, dataset.input_shape, dataset.num_classes)
     warm.load_state_dict(load_checkpoint(run / "warmup" / f"{warmup_key(config)}.pt")["state"])
     runner = TrialRunner(config, dataset, EventBus([]), torch.device("cpu"), 0, None)
-    single = json.loads(json.dumps(runner.run(warm, 20.0)))
+    single = runner.run(warm, 20.0).to_json()
     assert ddp["allocation"] == single["allocation"]
     assert single["kept_fraction"] < 1 or single["mean_bits"] < 8  # the search moved: a real comparison
     assert ddp["costs"] == single["costs"]

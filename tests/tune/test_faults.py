@@ -2,17 +2,27 @@
 
 Broken cost models and bad inputs are refused before any training and before anything is written;
 a trial that diverges fails with its reason while the study goes on; an interrupted trial's λ is
-retried on ``--resume``; every error is one line; the number formatters never raise. The README's
-"Reliability" table lists these tests.
+retried on ``--resume``, a trial killed after it finished is recorded, not run again, and a resumed
+study runs each planned λ once with its own seed; every error is one line; the number formatters
+never raise. The README's "Reliability" table lists these tests.
 """
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from jointopt.cli.main import main
 from jointopt.cost import get_cost_model
 from jointopt.cost._base import human_number
 from jointopt.report._progress import duration
+from jointopt.train import faults
+from jointopt.tune import Study
 
 BROKEN = '''
 import torch
@@ -316,3 +326,84 @@ def test_any_other_error_is_one_line_and_debug_shows_the_traceback(capsys, monke
                                        "the traceback)\n")
     with pytest.raises(RuntimeError, match="boom"):
         main(["--debug", "inspect", "resnet8"])
+
+
+# -- killed at a named point (jointopt.train.faults), then resumed: nothing finished is run again, ------
+# -- every planned λ runs once with its own seed -------------------------------------------------------
+RESUME_FAST = ["--set", "warmup.epochs=1", "--set", "search.epochs=2", "--set", "finetune.epochs=1"]
+
+
+def storage_trials(run):
+    return optuna.load_study(study_name="jointopt", storage=f"sqlite:///{run / 'study.db'}").trials
+
+
+def search_killed_at(point: str, config_file, run, trials: int):
+    """``jointopt search`` in a subprocess that kills itself (SIGKILL) at ``point``."""
+    env = dict(os.environ, JOINTOPT_FAULT=point)
+    proc = subprocess.run([sys.executable, "-m", "jointopt", "search", "--config", str(config_file), "--out", str(run),
+                           "--trials", str(trials), "--no-tensorboard", "--quiet", *RESUME_FAST],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("point", ["result_written", "result_committed"])
+def test_a_trial_killed_after_it_finished_is_not_run_again(tiny_config_file, tmp_path, capsys, point):
+    run = tmp_path / "run"
+    search_killed_at(f"{point}@1", tiny_config_file, run, trials=2)
+    written = (run / "trials/1/result.json").read_text()
+    before = storage_trials(run)
+    assert [t.state for t in before] == [TrialState.COMPLETE,
+                                         TrialState.RUNNING if point == "result_written" else TrialState.COMPLETE]
+    assert main(["search", "--out", str(run), "--resume", "--no-tensorboard", "--quiet"]) == 0
+    capsys.readouterr()
+    after = storage_trials(run)
+    # told to the study with the values result.json holds, not queued again, not run again
+    assert [t.state for t in after] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert (run / "trials/1/result.json").read_text() == written
+    result = json.loads(written)
+    assert after[1].values == [result["val_acc"], result["costs"]["memory"]]
+    assert after[1].user_attrs["result"]["val_acc"] == result["val_acc"]
+    log = (run / "search.log").read_text()
+    assert log.count("trial_start trial=1") == 1 and "retry_of" not in json.dumps([t.user_attrs for t in after])
+    if point == "result_written":
+        assert "had finished when its worker stopped" in log
+    # the report and the front count it once
+    front = json.loads((run / "front.json").read_text())
+    assert [r["trial"] for r in front["results"]] == [0, 1]
+    assert main(["report", str(run), "--format", "json", "--no-tensorboard"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 2
+
+
+def planned(trials):
+    """(λ, seed) of every complete trial, in the order of the plan."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    return sorted((t.user_attrs["plan_index"], t.params["lambda"], t.user_attrs["seed"]) for t in done)
+
+
+def test_a_resumed_study_runs_each_planned_lambda_once_with_its_own_seed(tiny_config, tmp_path, capsys, monkeypatch):
+    config = tiny_config.override(["tuner.trials=3", "tuner.sampler=spread", "warmup.epochs=1", "search.epochs=2",
+                                   "finetune.epochs=1"])
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(config.to_yaml())
+    Study(config, tmp_path / "whole", listeners=()).run()
+    expected = planned(storage_trials(tmp_path / "whole"))
+    assert [i for i, _, _ in expected] == [0, 1, 2] and len({lam for _, lam, _ in expected}) == 3
+    assert [seed for _, _, seed in expected] == [config.seed * 100003 + i for i in range(3)]
+
+    def interrupt(point, trial):  # Ctrl-C during trial 1, once its first checkpoint is written
+        if point == "checkpoint_written" and trial == 1:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(faults, "hook", interrupt)
+    assert main(["search", "--config", str(config_file), "--out", str(run), "--no-tensorboard", "--quiet"]) == 130
+    monkeypatch.setattr(faults, "hook", None)
+    assert [t.state for t in storage_trials(run)] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert main(["search", "--out", str(run), "--resume", "--no-tensorboard", "--quiet"]) == 0
+    trials = storage_trials(run)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
+                                         TrialState.COMPLETE]
+    assert trials[2].user_attrs["retry_of"] == 1 and trials[2].params == trials[1].params
+    # the retry took trial 1's place in the plan, and trial 3 the place trial 2 had in the whole study
+    assert planned(trials) == expected
+    capsys.readouterr()

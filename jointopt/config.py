@@ -32,7 +32,6 @@ __all__ = ["CONFIG_VERSION", "SAMPLERS", "SECTIONS", "Config", "build_section", 
 CONFIG_VERSION = 1
 
 build_section = build  # a dataclass (a method's options) from its config section, with the same checks
-_build = build_section  # the name jointopt.methods/_base.py still imports; build_section is the public one
 
 
 @dataclass(frozen=True)

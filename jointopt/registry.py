@@ -42,7 +42,6 @@ class Registry(Generic[T]):
         while self._loaders:
             self._loaders.pop(0)(self)
 
-    _load = load  # the name methods/_registry.py still calls
 
     def remove_if(self, predicate: Callable[[str, T], bool]) -> List[str]:
         """Forget the entries for which ``predicate(name, entry)`` holds, without running the

@@ -11,7 +11,6 @@ import torch
 from .._format import format_number
 from ._batch import LayerBatch
 
-human_number = format_number  # its earlier name here (tests/tune/test_faults.py imports it)
 
 
 def is_depthwise(in_channels: int, out_channels: int, groups: int) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import fx, nn
 
 from ..errors import ExportError
-from ..nn._op import LayerGeometry
+from ..nn import LayerGeometry
 from ..nn.frozen import FrozenLayer
 from . import _vocab
 

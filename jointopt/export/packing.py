@@ -13,7 +13,7 @@ from typing import List
 import numpy as np
 import torch
 
-from ..nn._op import LayerGeometry
+from ..nn import LayerGeometry
 from ..nn.frozen import FrozenLayer
 from ..quant import act_levels
 from ..quant.packing import channel_bit_offsets, pack_codes, packed_bits, unpack_codes

@@ -42,9 +42,9 @@ class Method:
         """The method's knobs from ``config.methods[name]`` (defaults for the keys not given)."""
         if self.Options is None:
             return None
-        from ..config import _build
+        from ..config import build_section
 
-        options = _build(self.Options, dict((config.methods or {}).get(self.name) or {}), f"methods.{self.name}.")
+        options = build_section(self.Options, dict((config.methods or {}).get(self.name) or {}), f"methods.{self.name}.")
         check = getattr(options, "check", None)
         if check is not None:
             check(config)

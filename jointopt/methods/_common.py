@@ -190,7 +190,7 @@ def finish(runner, net, warm, params: dict, started: float, seed: int, info: Opt
     if weight_masks:
         hold_zeros(frozen, weight_masks)
     if budget is not None and budget != cfg.finetune.epochs:
-        runner.config = cfg.override([f"finetune.epochs={budget}"])
+        runner.config = cfg.override({"finetune.epochs": budget})
     try:
         frozen = runner.finetune(frozen, warm, seed)
     finally:
@@ -210,11 +210,11 @@ def train_hard(runner, net, seed: int, on_step=None) -> None:
     ``on_step(step, total_steps)`` before every step (to change the choices). Announces a ``search``
     phase with an epoch event each epoch (validation accuracy, kept channels, hard costs), as the
     joint search does, so the progress line, ``metrics.jsonl`` and TensorBoard show it."""
-    from ..train.phases import _batches, _steps_per_epoch, adam, evaluate, mean_bits
+    from ..train.phases import batches, steps_per_epoch, adam, evaluate, mean_bits
 
     cfg = runner.config
     phase = cfg.search
-    steps = _steps_per_epoch(runner.dataset, cfg, phase)
+    steps = steps_per_epoch(runner.dataset, cfg, phase)
     total = steps * phase.epochs
     opt = adam(net, phase, exclude=set(map(id, net.selector_parameters())))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
@@ -223,7 +223,7 @@ def train_hard(runner, net, seed: int, on_step=None) -> None:
     for epoch in range(phase.epochs):
         net.train().set_mode("hard")
         loss_sum, count = 0.0, 0
-        for x, y in _batches(runner.dataset, cfg, phase, generator, runner.device):
+        for x, y in batches(runner.dataset, cfg, phase, generator, runner.device):
             if on_step is not None:
                 on_step(epoch * steps + count, total)
             loss = torch.nn.functional.cross_entropy(net(x), y)

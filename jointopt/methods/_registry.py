@@ -72,7 +72,7 @@ def register_method(method: Union[Type[Method], Method], *, overwrite: bool = Fa
     cls = method if isinstance(method, type) else type(method)
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name; set the class attribute `name`")
-    _REGISTRY._load()
+    _REGISTRY.load()
     _REGISTRY.register(cls.name, _Lazy(f"{cls.__module__}:{cls.__qualname__}", cls.summary, lambda: cls),
                        overwrite=overwrite)
     _INSTANCES.pop(cls.name, None)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 from ._render import PRUNED_COLOR, bit_colors, new_figure
-from ._units import CostUnit, cost_unit, fmt_number
+from .._format import format_number
+from ._units import CostUnit, cost_unit
 
 KEPT_COLOR = "#d62728"  # the epoch the search kept, on the evolution figure
 
@@ -172,7 +173,7 @@ def _curves(fig, cell_cost, cell_share, search: Sequence[dict], target: str, uni
 def allocation_title(result: dict, unit: Optional[CostUnit], target: str, prefix: str = "") -> str:
     """``trial 3 · λ = 2.1 · val 95.1 % · test 94.0 % · memory 3.2 kB · kept 64 % · mean 5.1 bits``."""
     parts = [prefix or f"trial {result.get('trial')}"]
-    parts += [f"{_param_name(k)} = {fmt_number(v, 3)}" for k, v in result.get("params", {}).items()]
+    parts += [f"{_param_name(k)} = {format_number(v, 3)}" for k, v in result.get("params", {}).items()]
     if "val_acc" in result:
         parts.append(f"val {result['val_acc']:.1f} %")
     if "test_acc" in result:

@@ -15,7 +15,6 @@ from typing import Iterable
 
 from .._format import format_number
 
-fmt_number = format_number  # its earlier name here (report/_allocation.py imports it)
 
 _PREFIXES = "kMGTP"
 _INVALID_TAG = re.compile(r"[^-\w.]")

@@ -43,7 +43,7 @@ def evaluate(model: nn.Module, dataset, split: str, batch_size: int, device) -> 
     return 100.0 * correct / max(n, 1), loss / max(n, 1)
 
 
-def _batches(dataset, config: Config, phase: PhaseConfig, generator, device):
+def batches(dataset, config: Config, phase: PhaseConfig, generator, device):
     limit = phase.max_steps
     for i, batch in enumerate(dataset.batches("train", config.data.batch_size, shuffle=True,
                                               augment=config.data.augment, generator=generator, device=device,
@@ -53,7 +53,7 @@ def _batches(dataset, config: Config, phase: PhaseConfig, generator, device):
         yield batch
 
 
-def _steps_per_epoch(dataset, config: Config, phase: PhaseConfig) -> int:
+def steps_per_epoch(dataset, config: Config, phase: PhaseConfig) -> int:
     n = dataset.len_batches("train", config.data.batch_size, drop_last=True)
     return min(n, phase.max_steps) if phase.max_steps is not None else n
 
@@ -89,11 +89,11 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
     opt = torch.optim.Adam(model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
     stop = _EarlyStop(phase.patience, higher_is_better=True)
-    bus.emit("phase_start", trial, "warmup", epochs=phase.epochs, steps=_steps_per_epoch(dataset, config, phase))
+    bus.emit("phase_start", trial, "warmup", epochs=phase.epochs, steps=steps_per_epoch(dataset, config, phase))
     for epoch in range(phase.epochs):
         model.train()
         total, count = 0.0, 0
-        for x, y in _batches(dataset, config, phase, generator, device):
+        for x, y in batches(dataset, config, phase, generator, device):
             loss = F.cross_entropy(model(x), y)
             value = float(loss.detach())
             if not math.isfinite(value):  # stop before the step spreads it: a NaN warm-up is never cached
@@ -270,7 +270,7 @@ class TrialRunner:
         ref = net.reference_cost(target)
         second = self.cost_models.get(cfg.cost.second) if cfg.cost.second else None
         ref2 = net.reference_cost(second) if second is not None else None
-        steps = _steps_per_epoch(self.dataset, cfg, phase)
+        steps = steps_per_epoch(self.dataset, cfg, phase)
         schedule = SearchSchedule(steps * phase.epochs, steps, phase.temperature, phase.final_temperature, decay,
                                   phase.hard_fraction, phase.sampling)
         opt_w = adam(net, phase, exclude=set(map(id, net.selector_parameters())))
@@ -285,7 +285,7 @@ class TrialRunner:
             net.train().set_mode("soft")
             total = task_total = reg_total = 0.0
             count = 0
-            for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
+            for x, y in batches(self.dataset, cfg, phase, generator, self.device):
                 step = epoch * steps + count
                 net.temperature = schedule.temperature(step)
                 net.state.sampling = schedule.sampling_at(step)
@@ -368,14 +368,14 @@ class TrialRunner:
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
         stop = _EarlyStop(phase.patience, higher_is_better=True)
         stop.update(-1, evaluate(frozen, self.dataset, "val", cfg.data.eval_batch_size, self.device)[0], frozen)
-        self._emit("phase_start", "finetune", epochs=phase.epochs, steps=_steps_per_epoch(self.dataset, cfg, phase))
+        self._emit("phase_start", "finetune", epochs=phase.epochs, steps=steps_per_epoch(self.dataset, cfg, phase))
         teacher.eval()
         first = self._restore("finetune", frozen, (opt,), sched, generator, stop)
         fault = None
         for epoch in range(first, phase.epochs):
             frozen.train()
             total, count = 0.0, 0
-            for x, y in _batches(self.dataset, cfg, phase, generator, self.device):
+            for x, y in batches(self.dataset, cfg, phase, generator, self.device):
                 out = frozen(x)
                 loss = F.cross_entropy(out, y)
                 if phase.distill:

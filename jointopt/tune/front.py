@@ -5,6 +5,7 @@ import csv
 import io
 from typing import List, Mapping, Optional, Sequence
 
+from .._format import format_number
 from .._pareto import pareto_front
 from ..cost import get_cost_model
 from ..results import BaselineResult, TrialResult
@@ -38,13 +39,13 @@ def front_table(front: Sequence[TrialResult], target: str,
         cost = r.costs[target]
         vs = f"{100 * (cost / w8.costs[target] - 1):+6.1f}%" if w8 and target in w8.costs else "   n/a"
         lines.append(f"{r.trial:>5}  {shown[r.trial]:>{width}}  {r.val_acc:>6.2f}%"
-                     f"  {r.test_acc:>7.2f}%  {cost * model.display_scale:>14.4g}  {vs:>7}"
+                     f"  {r.test_acc:>7.2f}%  {format_number(cost * model.display_scale):>14}  {vs:>7}"
                      f"  {100 * r.kept_fraction:3.0f}%  {_hist(r)}")
     if baselines:
         lines.append("baselines (uniform, activations 8 bit; float = the warm-up network):")
         for name, b in baselines.items():
             cost = b.costs.get(target)
-            text = f"{cost * model.display_scale:>14.4g}" if cost is not None else f"{'—':>14}"
+            text = f"{format_number(cost * model.display_scale):>14}" if cost is not None else f"{'—':>14}"
             lines.append(f"{name:>5}  {'':>{width}}  {b.val_acc:>6.2f}%  {b.test_acc:>7.2f}%  {text}")
     return "\n".join(lines)
 

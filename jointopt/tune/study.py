@@ -44,21 +44,14 @@ def load_dataset(config: Config):
 
 def build_model(config: Config, input_shape=None, num_classes=None) -> torch.nn.Module:
     """The configured model, sized for the data set when its factory takes ``input_shape``/``num_classes``."""
-    import inspect
-
+    from ..registry import accepted_kwargs
     from ..zoo import create_model, model_factory
 
-    kwargs = dict(config.model.kwargs)
     name = config.model.name
     factory = model_factory(name)  # an unknown name: the registry's error, with the close matches
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if input_shape is not None and "input_shape" in params:
-        kwargs.setdefault("input_shape", tuple(input_shape))
-    if num_classes is not None and "num_classes" in params:
-        kwargs.setdefault("num_classes", int(num_classes))
+    offered = {k: v for k, v in (("input_shape", None if input_shape is None else tuple(input_shape)),
+                                 ("num_classes", None if num_classes is None else int(num_classes))) if v is not None}
+    kwargs = {**accepted_kwargs(factory, offered, named_only=True), **config.model.kwargs}
     return create_model(name, **kwargs)
 
 
@@ -278,8 +271,7 @@ class Study:
         from ..graph import convert
 
         cfg = self.config
-        budget = cfg.override([f"finetune.epochs={cfg.search.epochs + cfg.finetune.epochs}",
-                               f"finetune.max_steps={cfg.finetune.max_steps if cfg.finetune.max_steps is not None else 'null'}"])
+        budget = cfg.override({"finetune.epochs": cfg.search.epochs + cfg.finetune.epochs})
         from ..train.amp import runner_class
 
         runner = runner_class(cfg)(budget, dataset, self.bus, self.device, trial=None, trial_dir=None,
@@ -538,7 +530,7 @@ def search(config: Config | dict | str | Path | None = None, out: Optional[str |
         raise ConfigError(f"jointopt.search takes a Config, a dict or the path of a YAML file, got "
                           f"{type(config).__name__}; e.g. jointopt.search({{'tuner': {{'trials': 4}}}})")
     if kwargs.get("fixed_lambda") is not None and config.tuner.trials != 1:
-        config = config.override(["tuner.trials=1"])  # one trial, and the progress says so
+        config = config.override({"tuner.trials": 1})  # one trial, and the progress says so
     if progress:
         from ..report import progress_listener  # the display of `jointopt search`; it only listens to events
 

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from jointopt.cli.main import main
 from jointopt.cost import get_cost_model
-from jointopt.cost._base import human_number
+from jointopt._format import format_number as human_number
 from jointopt.report._progress import duration
 from jointopt.train import faults
 from jointopt.tune import Study

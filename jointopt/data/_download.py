@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import DataError
+from ._progress import Counter
 
 CHUNK = 1 << 20
 ATTEMPTS = 3  # transfers per fetch (the first plus retries that resume)
@@ -114,6 +115,8 @@ def fetch(remote: RemoteFile, folder: Path, *, quiet: bool = False) -> Path:
         part.unlink(missing_ok=True)
         raise DataError(f"downloaded file is corrupt: {exc} (from {remote.url}); it was deleted. "
                         f"Try again, or {_where_hint(remote, folder)}") from None
+    with open(part, "rb+") as handle:  # on disk before it takes the final name (a crash leaves the .part)
+        os.fsync(handle.fileno())
     os.replace(part, final)
     return final
 
@@ -147,8 +150,11 @@ def _transfer(remote: RemoteFile, part: Path, quiet: bool) -> None:
             have = 0
         length = response.headers.get("Content-Length")
         expected = have + int(length) if length is not None else remote.size
-        progress = _Progress(remote.filename, expected, have, quiet)
-        with open(part, "ab" if resumed else "wb") as out:
+        if not quiet:
+            size = f" ({expected / 1e6:.1f} MB)" if expected else ""
+            print(f"{'resuming' if have else 'downloading'} {remote.filename}{size}", file=sys.stderr, flush=True)
+        with Counter(f"  {remote.filename}", expected, "B", quiet=quiet, initial=have) as progress, \
+                open(part, "ab" if resumed else "wb") as out:
             while True:
                 try:
                     chunk = response.read(CHUNK)
@@ -160,49 +166,8 @@ def _transfer(remote: RemoteFile, part: Path, quiet: bool) -> None:
                 out.write(chunk)
                 have += len(chunk)
                 progress.update(have)
-        progress.done(have)
     if expected is not None and have < expected:
         raise _Short(f"connection closed after {have:,} of {expected:,} bytes")
-
-
-class _Progress:
-    """One self-overwriting line on stderr (a line per 10 % when stderr is not a terminal)."""
-
-    def __init__(self, name: str, total: Optional[int], start: int, quiet: bool):
-        self.name, self.total, self.quiet = name, total, quiet
-        self.tty = sys.stderr.isatty()
-        self.last_time = 0.0
-        self.last_decile = -1
-        self.start_time = time.monotonic()
-        self.start = start
-        if not quiet:
-            verb = "resuming" if start else "downloading"
-            size = f" ({total / 1e6:.1f} MB)" if total else ""
-            print(f"{verb} {name}{size}", file=sys.stderr, flush=True)
-
-    def update(self, have: int) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if self.tty:
-            if now - self.last_time >= 0.25:
-                self.last_time = now
-                print(f"\r  {self._line(have, now)}", end="", file=sys.stderr, flush=True)
-        elif self.total:
-            decile = int(10 * have / self.total)
-            if decile > self.last_decile:
-                self.last_decile = decile
-                print(f"  {self._line(have, now)}", file=sys.stderr, flush=True)
-
-    def done(self, have: int) -> None:
-        if not self.quiet and self.tty:
-            print(f"\r  {self._line(have, time.monotonic())}", file=sys.stderr, flush=True)
-
-    def _line(self, have: int, now: float) -> str:
-        rate = (have - self.start) / max(now - self.start_time, 1e-6) / 1e6
-        if self.total:
-            return f"{self.name}: {have / 1e6:.1f}/{self.total / 1e6:.1f} MB ({100 * have / self.total:.0f} %), {rate:.1f} MB/s"
-        return f"{self.name}: {have / 1e6:.1f} MB, {rate:.1f} MB/s"
 
 
 def extract(archive: Path, destination: Path, *, member: Optional[str] = None) -> Path:

@@ -1,4 +1,4 @@
-"""Progress of a study on a terminal: one live line on a TTY, a line per finished trial always.
+"""Progress of a study on a terminal: one live line on a TTY (tqdm), a line per finished trial always.
 
 The live line says which trial runs and how far the study is (``trial 5 (6/8)``), the phase and
 epoch, loss, accuracy, the current cost, and the time left. The estimate is the mean duration of
@@ -56,6 +56,7 @@ class Progress:
         self._trial_epochs: Dict[int, int] = {}
         self._durations: List[float] = []
         self._cost_model = None
+        self._bar = None  # the live line, made on the first epoch
 
     # -- estimates --------------------------------------------------------------------------------
     def time_left(self, trial: Optional[int] = None, now: Optional[float] = None) -> Optional[float]:
@@ -86,16 +87,23 @@ class Progress:
 
     # -- output -----------------------------------------------------------------------------------
     def _line(self, text: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[K" + text[:160])
-            self.stream.flush()
+        """Show ``text`` as the live line (a one-line :mod:`tqdm` display: fitted to the terminal's width)."""
+        if not self.live:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(file=self.stream, bar_format="{desc}", dynamic_ncols=True, leave=False)
+        self._bar.set_description_str(text)
 
     def _print(self, text: str) -> None:
+        """Print a permanent line; the live line is cleared first and drawn again below it."""
         if self.quiet:
             return
-        if self.live:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
 
     def __call__(self, e) -> None:
@@ -172,9 +180,10 @@ class Progress:
         self._print(f"{where}: warning: {e.data['message']}")
 
     def close(self) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        """Remove the live line (call when the study ends)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def params_text(params: dict) -> str:

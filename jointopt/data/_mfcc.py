@@ -56,18 +56,9 @@ def mel_matrix() -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _window() -> np.ndarray:
-    n = np.arange(WINDOW)
-    return (0.5 - 0.5 * np.cos(2 * np.pi * n / WINDOW)).astype(np.float32)  # periodic Hann
+    import scipy.signal
 
-
-@functools.lru_cache(maxsize=None)
-def _dct_matrix() -> np.ndarray:
-    """[MEL_BINS, NUM_MFCC] orthonormal DCT-II basis."""
-    n = np.arange(MEL_BINS)[:, None]
-    k = np.arange(NUM_MFCC)[None, :]
-    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * MEL_BINS)) * np.sqrt(2.0 / MEL_BINS)
-    basis[:, 0] = np.sqrt(1.0 / MEL_BINS)
-    return basis.astype(np.float32)
+    return scipy.signal.get_window("hann", WINDOW, fftbins=True).astype(np.float32)  # periodic Hann
 
 
 def fit_length(wave: np.ndarray) -> np.ndarray:
@@ -89,7 +80,11 @@ def log_mel(waves: np.ndarray) -> np.ndarray:
 
 def mfcc(waves: np.ndarray) -> np.ndarray:
     """[B, samples] (or [samples]) float waveforms in [-1, 1) -> [B, 49, 10] float32 MFCCs."""
-    return log_mel(waves) @ _dct_matrix()
+    import scipy.fft
+
+    # the DCT in float64, rounded once: within float32 rounding of the exact transform
+    coefficients = scipy.fft.dct(log_mel(waves).astype(np.float64), type=2, norm="ortho", axis=-1)
+    return coefficients[..., :NUM_MFCC].astype(np.float32)
 
 
 def silence_frame() -> np.ndarray:

@@ -70,3 +70,35 @@ def test_silence_frame_is_log_offset_through_the_dct():
     expected = np.zeros(10)
     expected[0] = math.log(1e-6) * math.sqrt(40)
     assert np.allclose(_mfcc.silence_frame(), expected, atol=1e-3)
+
+
+# Frames 0, 24 (a 440 Hz + 2500 Hz tone) and 48 (the zero padding after 0.7 s) as the front-end gave
+# them before it used scipy.fft.dct / scipy.signal.get_window (a float32 matrix product for the DCT,
+# the Hann formula written out), to six decimals.
+BEFORE_SCIPY = {
+    0: [-20.844687, 6.728858, 4.253784, -4.393692, -14.122497, 2.908225, -6.028080, 3.899796, 4.276606, -1.121801],
+    24: [-20.618101, 6.665554, 3.988623, -4.079955, -14.075985, 2.742191, -5.870574, 4.068617, 4.195467, -1.025179],
+    48: [-87.376991, 0.000003, -0.000001, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+}
+
+
+def test_numbers_are_those_of_the_front_end_before_scipy():
+    t = np.arange(11200) / 16000
+    wave = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.25 * np.sin(2 * np.pi * 2500 * t)).astype(np.float32)
+    ours = _mfcc.mfcc(wave)[0]
+    for frame in (0, 24):
+        assert np.abs(ours[frame] - BEFORE_SCIPY[frame]).max() < 1e-5
+    # the silent frame: the old float32 product was itself 3e-5 off the exact -87.37696 (1e-5 of its size)
+    assert np.abs(ours[48] - BEFORE_SCIPY[48]).max() < 1e-5 * 87.4
+
+
+def test_the_window_and_dct_are_the_textbook_formulas_to_float32_rounding():
+    n = np.arange(480)
+    assert np.array_equal(_mfcc._window(), (0.5 - 0.5 * np.cos(2 * np.pi * n / 480)).astype(np.float32))
+    rng = np.random.default_rng(2)
+    waves = np.concatenate([0.3 * rng.standard_normal((3, 16000)), np.zeros((1, 16000))]).astype(np.float32)
+    log_mel = _mfcc.log_mel(waves).astype(np.float64)
+    k, m = np.arange(10)[None, :], np.arange(40)[:, None]
+    basis = np.cos(np.pi * k * (2 * m + 1) / 80) * np.sqrt(2 / 40)  # orthonormal DCT-II, written out
+    basis[:, 0] = np.sqrt(1 / 40)
+    assert np.abs(_mfcc.mfcc(waves) - log_mel @ basis).max() < 1e-5

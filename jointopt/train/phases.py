@@ -23,6 +23,7 @@ from ..graph import convert
 from ..graph.network import SearchableNetwork
 from ..results import TrialResult
 from .checkpoint import save_checkpoint
+from ._losses import StepLosses, read_interval
 from .events import EventBus
 from .faults import fault_point
 from .schedule import SearchSchedule, selector_entropy, selector_optimizer
@@ -90,19 +91,26 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
     stop = _EarlyStop(phase.patience, higher_is_better=True)
     bus.emit("phase_start", trial, "warmup", epochs=phase.epochs, steps=steps_per_epoch(dataset, config, phase))
+    losses = StepLosses(read_interval(device))  # one host read per step on the CPU, per 32 on a GPU
     for epoch in range(phase.epochs):
         model.train()
         total, count = 0.0, 0
+
+        def consume(rows, last: int) -> float:
+            for i, (value,) in enumerate(rows):
+                if not math.isfinite(value):  # on the CPU before the step spreads it: a NaN warm-up is never cached
+                    raise DivergedError(f"the warm-up diverged at epoch {epoch} step {last - len(rows) + 1 + i}: the "
+                                        f"loss is {value} ({_weights_state(model)}); lower warmup.lr (now {phase.lr:g})")
+            return sum(v for (v,) in rows)
+
         for x, y in batches(dataset, config, phase, generator, device):
             loss = F.cross_entropy(model(x), y)
-            value = float(loss.detach())
-            if not math.isfinite(value):  # stop before the step spreads it: a NaN warm-up is never cached
-                raise DivergedError(f"the warm-up diverged at epoch {epoch} step {count}: the loss is {value} "
-                                    f"({_weights_state(model)}); lower warmup.lr (now {phase.lr:g})")
+            total += consume(losses.add(loss), count)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + value, count + 1
+            count += 1
+        total += consume(losses.flush(), count - 1)
         sched.step()
         val_acc, val_loss = evaluate(model, dataset, "val", config.data.eval_batch_size, device)
         bus.emit("epoch", trial, "warmup", epoch, loss=total / max(count, 1), task_loss=total / max(count, 1),
@@ -281,10 +289,29 @@ class TrialRunner:
                                                                                         for k, m in self.cost_models.items()})
         first = self._restore("search", net, (opt_w, opt_s), sched, generator, stop)
         first_task = None
+        losses = StepLosses(read_interval(self.device))  # one host read per step on the CPU, per 32 on a GPU
         for epoch in range(first, phase.epochs):
             net.train().set_mode("soft")
             total = task_total = reg_total = 0.0
             count = 0
+
+            def consume(rows, last: int) -> None:
+                """Check and add up the steps read from the device (the last of them is step ``last``)."""
+                nonlocal first_task, total, task_total, reg_total
+                for i, (task_value, reg_value) in enumerate(rows):
+                    at = last - len(rows) + 1 + i
+                    fault = _search_fault(net, epoch, at, task_value, reg_value, lam, phase.lr)
+                    if fault is None and first_task is not None and task_value > EXPLODED * max(first_task, 1.0):
+                        fault = (f"the search diverged at epoch {epoch} step {at}: the task loss rose from "
+                                 f"{first_task:.3g} to {task_value:.3g}; lower search.lr (now {phase.lr:g})")
+                    if fault is not None:
+                        raise DivergedError(fault)
+                    first_task = task_value if first_task is None else first_task
+                    total, task_total, reg_total = total + task_value + reg_value, task_total + task_value, \
+                        reg_total + reg_value
+                    if (at + 1) % max(1, steps // 4) == 0:
+                        self._emit("step", "search", epoch, step=at + 1, steps=steps, loss=task_value + reg_value)
+
             for x, y in batches(self.dataset, cfg, phase, generator, self.device):
                 step = epoch * steps + count
                 net.temperature = schedule.temperature(step)
@@ -294,23 +321,14 @@ class TrialRunner:
                 if second is not None:
                     reg = reg + lam2 * net.cost(second) / ref2
                 loss = task + reg
-                task_value, reg_value = float(task.detach()), float(reg.detach())
-                fault = _search_fault(net, epoch, count, task_value, reg_value, lam, phase.lr)
-                if fault is None and first_task is not None and task_value > EXPLODED * max(first_task, 1.0):
-                    fault = (f"the search diverged at epoch {epoch} step {count}: the task loss rose from "
-                             f"{first_task:.3g} to {task_value:.3g}; lower search.lr (now {phase.lr:g})")
-                if fault is not None:
-                    raise DivergedError(fault)
-                first_task = task_value if first_task is None else first_task
+                consume(losses.add(task, reg), count)  # on the CPU: checked before the step's update
                 opt_w.zero_grad(set_to_none=True)
                 opt_s.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_w.step()
                 opt_s.step()
-                total, task_total, reg_total, count = total + task_value + reg_value, task_total + task_value, \
-                    reg_total + reg_value, count + 1
-                if count % max(1, steps // 4) == 0:
-                    self._emit("step", "search", epoch, step=count, steps=steps, loss=task_value + reg_value)
+                count += 1
+            consume(losses.flush(), count - 1)
             sched.step()
             net.temperature = schedule.temperature(min((epoch + 1) * steps, schedule.total_steps - 1))
             net.set_mode("hard")
@@ -372,6 +390,16 @@ class TrialRunner:
         teacher.eval()
         first = self._restore("finetune", frozen, (opt,), sched, generator, stop)
         fault = None
+        losses = StepLosses(read_interval(self.device))  # one host read per step on the CPU, per 32 on a GPU
+
+        def consume(rows, last: int) -> Optional[str]:
+            nonlocal total
+            for i, (value,) in enumerate(rows):
+                if not math.isfinite(value):  # on the CPU before the step spreads it; the best network so far is kept
+                    return f"the fine-tune diverged at epoch {epoch} step {last - len(rows) + 1 + i} (loss {value})"
+                total += value
+            return None
+
         for epoch in range(first, phase.epochs):
             frozen.train()
             total, count = 0.0, 0
@@ -383,14 +411,14 @@ class TrialRunner:
                         target = teacher(x)
                     w = phase.distill_weight
                     loss = (1 - w) * loss + w * _distill_loss(out, target, phase.distill_temperature)
-                value = float(loss.detach())
-                if not math.isfinite(value):  # stop before the step spreads it; the best network so far is kept
-                    fault = f"the fine-tune diverged at epoch {epoch} step {count} (loss {value})"
+                fault = consume(losses.add(loss), count)
+                if fault is not None:
                     break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total, count = total + value, count + 1
+                count += 1
+            fault = fault or consume(losses.flush(), count - 1)
             if fault is not None:
                 break
             sched.step()

@@ -23,6 +23,7 @@ SUBCOMMANDS = ["search", "export", "report", "inspect", "listing", "methods", "c
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``jointopt`` parser with one subparser per module in :data:`SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="jointopt",
         description=(
@@ -37,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jointopt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"jointopt.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"jointopt.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"jointopt.cli.{name}").register(subparsers)
     return parser
 
 
@@ -55,6 +50,7 @@ def _cwd_on_import_path() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``jointopt`` with ``argv`` (default: the command line); return the exit code (see the module)."""
     _cwd_on_import_path()
     parser = build_parser()
     args = parser.parse_args(argv)

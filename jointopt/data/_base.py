@@ -35,6 +35,7 @@ class Split:
         return int(self.x.shape[0])
 
     def subset(self, index: torch.Tensor) -> "Split":
+        """The samples at ``index`` (a tensor of positions or a boolean mask), labels with them."""
         return Split(self.x[index], self.y[index])
 
 
@@ -165,6 +166,7 @@ class Dataset:
 
     # -- batches ------------------------------------------------------------------------------
     def split(self, split: str) -> Split:
+        """The ``"train"``, ``"val"`` or ``"test"`` split; any other name is a :class:`ConfigError`."""
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return getattr(self, split)
@@ -216,6 +218,7 @@ class Dataset:
         return dataclasses.replace(self, train=self.train.subset(torch.arange(n)))
 
     def summary(self) -> str:
+        """One line for people: ``cifar10: train 45000, val 5000, test 10000; input (3, 32, 32), 10 classes``."""
         sizes = ", ".join(f"{s} {len(self.split(s))}" for s in SPLITS)
         text = f"{self.name}: {sizes}; input {tuple(self.input_shape)}, {self.num_classes} classes"
         return text + (f" [substitute: {self.substitute}]" if self.substitute else "")

@@ -35,7 +35,8 @@ FILES: Dict[str, RemoteFile] = {
     "test_y": RemoteFile(BASE_URL + "t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 5_148,
                          "bb300cfdad3c16e7a12a480ee83cd310"),
 }
-# decompressed sizes of the full data set (REFERENCE.md §4), used to accept the system copy
+# decompressed sizes of the full data set (16-byte IDX header + 60,000/10,000 28x28 images, 8-byte header +
+# one byte per label), used to accept the system copy
 SYSTEM_SIZES = {"train_x": 47_040_016, "train_y": 60_008, "test_x": 7_840_016, "test_y": 10_008}
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]

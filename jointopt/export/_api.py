@@ -97,6 +97,7 @@ class ExportResult:
     failures: List[str] = field(default_factory=list)
 
     def table(self) -> str:
+        """The per-layer summary (what ``summary.txt`` holds) as an aligned text table."""
         from .summary import summary_table
 
         return summary_table(self.summary)

@@ -25,6 +25,7 @@ class ReportFiles:
     front: List[dict] = field(default_factory=list)
 
     def paths(self) -> List[Path]:
+        """Every file written, in the order the report lists them (``report.html`` last)."""
         extra = [p for p in (self.compare_png, self.compare_csv) if p is not None]
         return [self.pareto_png, self.pareto_csv, *extra, *self.allocations, self.html]
 

@@ -220,6 +220,7 @@ class TensorBoardListener:
             self._guard("study", self.refresh_study)
 
     def close(self) -> None:
+        """Flush and close every open TensorBoard writer (the study calls it when it ends)."""
         for name in list(self._writers):
             self._close(name)
 

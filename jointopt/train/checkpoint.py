@@ -13,6 +13,11 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "load_checkpoint", "save_c
 
 
 def save_checkpoint(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` (tensors and plain data) to ``path`` with :func:`torch.save`, atomically.
+
+    It is serialised in memory first, so a failure (an unpicklable object, a full disk) leaves the
+    previous checkpoint as it was; the file gets ordinary permissions (0644 under umask 022).
+    """
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -20,6 +20,11 @@ _BASES = (2, 3, 5, 7, 11)
 
 
 def van_der_corput(n: int, base: int) -> float:
+    """The ``n``-th point of the van der Corput sequence in ``base``: ``n``'s digits mirrored behind the point.
+
+    Each new point falls into the largest gap left by the ones before it (base 2: 0, 1/2, 1/4, 3/4,
+    1/8, ...), so any first ``k`` points cover [0, 1) about evenly.
+    """
     value, denom = 0.0, 1.0
     while n:
         n, digit = divmod(n, base)
@@ -29,17 +34,35 @@ def van_der_corput(n: int, base: int) -> float:
 
 
 class SpreadSampler(optuna.samplers.BaseSampler):
+    """An Optuna sampler that spreads every parameter evenly over its range (``tuner.sampler: spread``).
+
+    Trial ``n`` gets, for its ``i``-th parameter, point ``n + 1`` of the van der Corput sequence in the
+    ``i``-th prime base, rotated by an offset drawn from ``seed`` and the parameter's name; log-scale
+    parameters are spread on the log scale, integers and choices in equal bins. ``n`` is the trial's
+    place in the plan (:func:`jointopt.tune.plan.plan_index`), so a retried trial gets the λ it would
+    have had and does not shift the trials after it.
+
+    Unlike Optuna's ``QMCSampler`` it keeps no counter in the storage: every worker and every resume
+    computes the same point for the same trial, and the first trial is not drawn at random.
+
+    Args:
+        seed: the study's seed; the same seed gives the same parameters.
+    """
+
     def __init__(self, seed: int = 0):
         self.seed = seed
         self._order: dict = {}
 
     def infer_relative_search_space(self, study, trial):
+        """None: each parameter is sampled on its own (:meth:`sample_independent`)."""
         return {}
 
     def sample_relative(self, study, trial, search_space):
+        """Nothing (no joint search space)."""
         return {}
 
     def sample_independent(self, study, trial, param_name, distribution):
+        """The trial's point of the sequence for ``param_name``, mapped into ``distribution``."""
         index = self._order.setdefault(param_name, len(self._order))
         base = _BASES[index % len(_BASES)]
         offset = random.Random(f"{self.seed}:{param_name}").random()
@@ -71,15 +94,26 @@ class FrontSampler(optuna.samplers.BaseSampler):
         self.reasons: dict = {}
 
     def set_targets(self, reference_cost: float, targets) -> None:
+        """Start planning λ from the trials so far (the study calls it once the baselines are known).
+
+        Args:
+            reference_cost: the cost that normalises the trials' costs (the study's reference network).
+            targets: a :class:`jointopt.tune.plan.Targets`: the best and the worst uniform network's
+                accuracy and chance accuracy, which say when a trial saturated or collapsed.
+        """
         self.reference, self.targets = float(reference_cost), targets
 
     def infer_relative_search_space(self, study, trial):
+        """None: each parameter is sampled on its own (:meth:`sample_independent`)."""
         return {}
 
     def sample_relative(self, study, trial, search_space):
+        """Nothing (no joint search space)."""
         return {}
 
     def sample_independent(self, study, trial, param_name, distribution):
+        """λ from :func:`jointopt.tune.plan.next_lambda` (the reason kept in :attr:`reasons`), clipped to
+        ``distribution``; before :meth:`set_targets` and for other parameters, the spread point."""
         if param_name != "lambda" or self.targets is None:
             return self.spread.sample_independent(study, trial, param_name, distribution)
         from .plan import next_lambda

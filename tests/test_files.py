@@ -82,7 +82,7 @@ def test_the_lock_excludes_another_process(tmp_path):
         import filelock
 
         with pytest.raises(filelock.Timeout):
-            with file_lock(tmp_path / "x.lock", timeout=0.2):
+            with file_lock(tmp_path / "x.lock", timeout=0):  # one try: the child holds it until released
                 pass
         release.set()
         child.join(30)
@@ -130,17 +130,59 @@ def test_every_export_format_writes_through_the_helper(tmp_path, monkeypatch, fm
     assert written and written <= renamed, sorted(p.name for p in written - renamed)
 
 
-def test_report_files_are_written_through_the_helper(tmp_path, monkeypatch):
-    from jointopt.report._render import write_atomic
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run directory written by a real one-trial study under umask 022 (about 10 s)."""
+    import jointopt
+    from tiny import tiny_config
 
-    target = tmp_path / "report.html"
-    target.write_text("old")
+    run = tmp_path_factory.mktemp("files") / "run"
+    config = tiny_config(data={"limit_train": 64}, warmup={"epochs": 1, "max_steps": 2},
+                         search={"epochs": 1, "max_steps": 2}, finetune={"epochs": 1, "max_steps": 1},
+                         tuner={"trials": 1, "baselines": [8]})
+    old = os.umask(0o022)
+    try:
+        jointopt.search(config, run, progress=False)
+    finally:
+        os.umask(old)
+    return run
+
+
+def test_every_file_of_a_study_is_0644_under_umask_022(tiny_run):
+    files = [p for p in tiny_run.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"config.yaml", "front.json", "result.json", "frozen.pt", "searchable.pt"} <= names, names
+    assert {str(p.relative_to(tiny_run)): oct(_mode(p)) for p in files if _mode(p) != 0o644} == {}
+    assert not [p for p in files if p.name.startswith(".jointopt-")]  # no temporary left behind
+
+
+def test_every_report_file_is_written_through_the_helper(tiny_run, tmp_path, monkeypatch):
+    """PNG, CSV and HTML of ``write_report`` come from an atomic rename; when the rename fails, the
+    previous report stays as it was and no temporary is left."""
+    from jointopt.report import write_report
+
+    out = tmp_path / "report"
+    renamed = set()
+    replace = os.replace
+
+    def spy(src, dst):
+        renamed.add(Path(dst).resolve())
+        replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", spy)
+    files = write_report(tiny_run, out=out, tensorboard=False)
+    written = {p.resolve() for p in out.rglob("*") if p.is_file()}
+    assert {files.html.name, files.pareto_png.name, files.pareto_csv.name} <= {p.name for p in written}
+    assert any(p.name == "allocation.png" for p in written)
+    assert written and written <= renamed, sorted(str(p) for p in written - renamed)
+
+    before = {p: p.read_bytes() for p in written}
 
     def no_space(*args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_files.os, "replace", no_space)
-    with pytest.raises(OSError):
-        write_atomic(target, "<html>new</html>")
-    assert target.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+    with pytest.raises(OSError, match="No space"):
+        write_report(tiny_run, out=out, tensorboard=False, log_cost=True)
+    assert {p: p.read_bytes() for p in written} == before
+    assert {p.resolve() for p in out.rglob("*") if p.is_file()} == written

@@ -5,8 +5,9 @@ Every file jointopt writes (run directory, checkpoints, exports, reports, caches
 the old file or the complete new one. The data are written to a temporary file in the same folder,
 flushed to disk, and renamed over the target; on any error the temporary file is removed.
 
-New files get the permissions a plain ``open(path, "w")`` would give them (0666 less the umask), not
-the 0600 of :func:`tempfile.mkstemp`, so a shared run directory stays readable by the group.
+New files get the permissions a plain ``open(path, "w")`` would give them (0666 less the umask, applied
+by the system when the temporary file is created), not the 0600 of :func:`tempfile.mkstemp`, so a
+shared run directory stays readable by the group.
 
 :func:`file_lock` is an exclusive lock between processes (the ``filelock`` package: POSIX and Windows).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -23,10 +24,20 @@ import filelock
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _temporary(folder: Path) -> Path:
+    """A new empty file in ``folder`` with mode 0666 less the umask.
+
+    Its name does not contain the target's: a watcher such as TensorBoard, which picks up any file
+    whose name holds "tfevents", must not read a half-written file. (Reading the umask with
+    ``os.umask`` would set it to 0 for a moment, for every thread of the process.)
+    """
+    while True:
+        tmp = folder / f".jointopt-{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # 48 random bits taken: draw again
+            continue
 
 
 @contextlib.contextmanager
@@ -39,16 +50,13 @@ def atomic_path(path: PathLike, *, mode: int | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name does not contain the target's (a watcher such as TensorBoard, which picks up any
-    # file whose name holds "tfevents", must not read a half-written file)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".jointopt-", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary(path.parent)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

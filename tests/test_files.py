@@ -53,6 +53,17 @@ def test_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):
         os.umask(old)
 
 
+def test_writing_never_touches_the_process_umask(tmp_path, monkeypatch):
+    """Reading the umask with os.umask sets it to 0 for a moment, for every thread (a TensorBoard
+    writer, a data loader thread creating a file then would make it world-writable)."""
+    def no_umask(*args):
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    atomic_write_text(tmp_path / "x.txt", "x")
+    assert (tmp_path / "x.txt").read_text() == "x"
+
+
 def test_checkpoints_and_run_files_are_0644_under_umask_022(tmp_path):
     from jointopt.train.checkpoint import save_checkpoint
     from jointopt.tune.rundir import write_json

@@ -49,7 +49,7 @@ BUDGET_S = 30 * 60
 ISO_TOLERANCE = 0.5  # accuracy points
 HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
 KWS_SPEAKERS = 1000
-LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
+LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d(?:\.\d+)?) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
 
 SEEDS = (0, 1, 2)
 TARGETS = {"w8": 55.0, "w4": 25.0}  # issue 12: mean reduction at iso-accuracy (validation) over the seeds, in %

@@ -60,7 +60,7 @@ def parse_log(path: Path, day: datetime.date) -> List[dict]:
         seconds = stamp.timestamp() + (float("0." + frac) if frac else 0.0)
         fields = dict(part.split("=", 1) for part in where.split() if "=" in part)
         events.append({"kind": kind, "time": seconds, "trial": int(fields["trial"]) if "trial" in fields else None,
-                       "phase": fields.get("phase"), "data": json.loads(data)})
+                       "phase": fields.get("phase"), "baseline": fields.get("baseline"), "data": json.loads(data)})
     return events
 
 
@@ -72,7 +72,7 @@ def phases(events: List[dict], started: float, ended: float) -> dict:
     baselines = {"s": 0.0, "steps": 0}
     first_trial_start = last_trial_end = None
     for e in events:
-        key = (e["trial"], e["phase"])
+        key = (e["trial"], e["baseline"], e["phase"])
         if e["kind"] == "phase_start":
             open_phase[key] = {"start": e["time"], "steps": e["data"].get("steps") or 0, "epochs": 0}
         elif e["kind"] == "epoch" and key in open_phase:
@@ -82,7 +82,7 @@ def phases(events: List[dict], started: float, ended: float) -> dict:
             seconds, steps = e["time"] - p["start"], p["steps"] * p["epochs"]
             if e["phase"] == "warmup":
                 warmup = {"s": seconds, "steps": steps}
-            elif e["trial"] is not None and e["trial"] < 0:
+            elif e["baseline"] is not None or (e["trial"] is not None and e["trial"] < 0):  # older logs: trial=-bits
                 baselines["steps"] += steps
             else:
                 t = out["trials"].setdefault(e["trial"], {})

@@ -20,9 +20,12 @@ def test_phases_are_read_from_the_log_with_milliseconds(tmp_path: Path):
         _line("10:00:01.000", "epoch", "phase=warmup epoch=0", loss=1.0),
         _line("10:00:01.500", "epoch", "phase=warmup epoch=1", loss=0.5),
         _line("10:00:01.750", "phase_end", "phase=warmup", best_epoch=1),
-        _line("10:00:02.000", "phase_start", "trial=-8 phase=finetune", epochs=3, steps=10),
-        _line("10:00:02.100", "epoch", "trial=-8 phase=finetune epoch=0"),
-        _line("10:00:02.200", "phase_end", "trial=-8 phase=finetune"),
+        _line("10:00:02.000", "phase_start", "baseline=w8 phase=finetune", epochs=3, steps=10),
+        _line("10:00:02.100", "epoch", "baseline=w8 phase=finetune epoch=0"),
+        _line("10:00:02.200", "phase_end", "baseline=w8 phase=finetune"),
+        _line("10:00:02.300", "phase_start", "trial=-4 phase=finetune", epochs=3, steps=10),  # an older log
+        _line("10:00:02.400", "epoch", "trial=-4 phase=finetune epoch=0"),
+        _line("10:00:02.500", "phase_end", "trial=-4 phase=finetune"),
         _line("10:00:03.000", "trial_start", "trial=0", params={"lambda": 1.0}),
         _line("10:00:03.250", "phase_start", "trial=0 phase=search", epochs=4, steps=5),
         _line("10:00:04.000", "epoch", "trial=0 phase=search epoch=0"),
@@ -36,12 +39,12 @@ def test_phases_are_read_from_the_log_with_milliseconds(tmp_path: Path):
         "a line that is not an event",
     ]) + "\n")
     events = parse_log(log, DAY)
-    assert len(events) == 18
+    assert len(events) == 21
     start = datetime.datetime(2026, 12, 4, 9, 59, 58).timestamp()
     p = phases(events, start, events[-1]["time"] + 0.25)
     assert p["startup_s"] == 2.0 and p["end_s"] == 0.25
     assert p["warmup"] == {"s": 1.25, "steps": 20}  # two epochs run of 10 steps
-    assert p["baselines"]["steps"] == 10 and p["baselines"]["s"] == 1.25  # warm-up end -> first trial start
+    assert p["baselines"]["steps"] == 20 and p["baselines"]["s"] == 1.25  # warm-up end -> first trial start
     t = p["trials"][0]
     assert (t["search_s"], t["search_steps"]) == (2.0, 10)  # 2 of 4 epochs ran (early stop)
     assert (t["finetune_s"], t["finetune_steps"]) == (1.0, 5)

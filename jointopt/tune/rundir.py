@@ -329,7 +329,7 @@ class LogWriter:
         self.handle = open(Path(run) / LOG, "a", buffering=1)
 
     def __call__(self, event: Event) -> None:
-        stamp = datetime.datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+        stamp = datetime.datetime.fromtimestamp(event.time).strftime("%H:%M:%S.%f")[:-3]  # milliseconds: phase timings
         where = " ".join(p for p in (f"trial={event.trial}" if event.trial is not None else "",
                                       f"baseline={event.baseline}" if event.baseline else "",
                                       f"phase={event.phase}" if event.phase else "",

@@ -91,9 +91,9 @@ class Progress:
         if not self.live:
             return
         if self._bar is None:
-            from tqdm import tqdm
+            from ..data._progress import terminal_bar  # the one tqdm set-up of jointopt
 
-            self._bar = tqdm(file=self.stream, bar_format="{desc}", dynamic_ncols=True, leave=False)
+            self._bar = terminal_bar(self.stream, bar_format="{desc}", leave=False)
         self._bar.set_description_str(text)
 
     def _print(self, text: str) -> None:

@@ -2,6 +2,8 @@
 import io
 import json
 
+import pytest
+
 from jointopt.report import Progress
 from jointopt.report._progress import duration
 from jointopt.train.events import Event
@@ -113,6 +115,53 @@ def test_quiet_prints_nothing_even_on_a_terminal(tmp_path):
     finish(tmp_path, progress, 0, at=50.0)
     progress.close()
     assert stream.getvalue() == ""
+
+
+def _pty(columns=0, rows=0):
+    """A pseudo-terminal: (what the program writes to, what the terminal receives); size 0 = unsized."""
+    pty = pytest.importorskip("pty")  # POSIX only
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    return open(slave, "w", encoding="utf-8"), master
+
+
+def _received(master) -> str:
+    """Everything written so far (the kernel hands a pty's output over in pieces, a moment later)."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([master], [], [], 0.2)[0]:
+        chunks.append(os.read(master, 1 << 16))
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _one_epoch(progress, tmp_path):
+    progress(Event("study_start", data={"trials": 4, "target": "memory", "run_dir": str(tmp_path), "config": CONFIG}))
+    progress(Event("phase_start", 0, "search", data={"epochs": 4}, time=0.0))
+    progress(Event("epoch", 0, "search", 0, {"loss": 1.0, "val_acc": 50.0}))
+
+
+def test_the_live_line_is_cut_to_the_terminals_width(tmp_path):
+    stream, master = _pty(columns=40, rows=10)
+    with stream:
+        _one_epoch(Progress(stream=stream), tmp_path)
+        shown = [part for part in _received(master).split("\r") if "trial 0" in part]
+    assert shown and all(len(part.rstrip()) <= 40 for part in shown), shown
+
+
+def test_a_terminal_that_reports_no_size_still_shows_the_live_line(tmp_path):
+    import os
+
+    stream, master = _pty()
+    with stream:
+        assert os.get_terminal_size(stream.fileno()).columns == 0
+        _one_epoch(Progress(stream=stream), tmp_path)
+        assert "trial 0 (1/4) · search 1/4" in _received(master)
 
 
 # -- data preparation (jointopt.data._progress.Counter, also used by downloads) -------------------

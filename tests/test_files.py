@@ -104,6 +104,13 @@ def test_the_lock_excludes_another_process(tmp_path):
         child.join(5)
 
 
+def test_there_is_one_lock():
+    """The run directory's lock (importable from jointopt.tune.rundir as before) is jointopt._files'."""
+    from jointopt.tune import rundir
+
+    assert rundir.file_lock is file_lock
+
+
 @pytest.fixture
 def failing_rename(monkeypatch):
     """Every atomic write fails at its rename, as on a full disk after the data were written."""

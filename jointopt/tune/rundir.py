@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .._files import atomic_write_text, file_lock  # file_lock: importable from here as before (one lock: jointopt._files)
+from .._files import atomic_write_text, file_lock  # file_lock: still importable from here
 from ..errors import ConfigError, ExportError
 from ..results import (BaselineResult, ResultError, StudyResult, TrialResult, baselines_from_json, baselines_to_json,
                        to_plain)

@@ -46,6 +46,7 @@ def c_identifier(text: str) -> str:
 
 
 def c_float(value: float) -> str:
+    """``value`` as a C float literal that reads back as the same float32 (``0.5f``); non-finite is an error."""
     if not math.isfinite(value):
         raise ExportError(f"cannot write the non-finite value {value} into C source")
     text = "%.9g" % value  # 9 significant digits round-trip every float32
@@ -53,10 +54,12 @@ def c_float(value: float) -> str:
 
 
 def c_string(text: str) -> str:
+    """``text`` as a C string literal, quotes and escapes included."""
     return json.dumps(str(text), ensure_ascii=True)  # a valid C string literal for printable text
 
 
 def c_array(ctype: str, name: str, values: Iterable[str], attr: str = "") -> str:
+    """A ``static const`` C array definition, 16 values per line (``attr``: e.g. a section attribute)."""
     values = list(values) or ["0"]
     rows = [", ".join(values[i:i + 16]) for i in range(0, len(values), 16)]
     return f"static const {ctype} {name}[{len(values)}] {attr}= {{\n    " + ",\n    ".join(rows) + "\n};\n"

@@ -74,10 +74,12 @@ class QTensor:
 
     @property
     def numel(self) -> int:
+        """Elements (codes) of the tensor."""
         return int(np.prod(self.shape)) if self.shape else 1
 
     @property
     def nbytes(self) -> int:
+        """Bytes it takes in the arena (int8 codes, or int32 accumulators)."""
         return self.numel * (4 if self.dtype == "int32" else 1)
 
 
@@ -135,6 +137,7 @@ class ConvOp:
 
     @property
     def codes_per_channel(self) -> int:
+        """Weights per output channel: C_in / groups x kernel height x kernel width."""
         return (self.in_shape[0] // self.groups) * self.kernel[0] * self.kernel[1]
 
     def codes(self) -> np.ndarray:
@@ -146,6 +149,8 @@ class ConvOp:
 
 @dataclass
 class AddOp:
+    """``a + b``: both rescaled to each head's output scale (``mult``, ``mult_b``, shared shift), one rounding."""
+
     name: str
     a: int
     b: int
@@ -196,6 +201,8 @@ class PadOp:
 
 @dataclass
 class ClampOp:
+    """Clip the codes of ``input`` to ``[lo, hi]`` (a ReLU, ReLU6 or clamp that could not be fused): exact."""
+
     name: str
     input: int
     output: int
@@ -205,6 +212,8 @@ class ClampOp:
 
 @dataclass
 class ConcatOp:
+    """Channel blocks of ``inputs`` copied one after another; every input already has the output's scale."""
+
     name: str
     inputs: List[int]
     output: int
@@ -244,9 +253,11 @@ class IntegerProgram:
     notes: List[str] = field(default_factory=list)
 
     def conv_ops(self) -> List[ConvOp]:
+        """The Conv/Linear operations, in execution order."""
         return [op for op in self.ops if isinstance(op, ConvOp)]
 
     def output_scale(self) -> np.ndarray:
+        """The output tensor's scale, one per channel for int32 accumulators (float32, flat)."""
         t = self.tensors[self.output]
         return np.asarray(t.scale, dtype=np.float32).reshape(-1)
 

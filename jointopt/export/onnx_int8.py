@@ -267,6 +267,7 @@ def export_onnx_int8(program: IntegerProgram, path, x, expected, metadata: str =
 
 
 def report_line(check: dict) -> str:
+    """The ``onnx_int8`` line of the export's verification report, from its check."""
     if "skipped" in check:
         return f"onnx_int8  skipped: {check['skipped']}"
     return (f"onnx_int8  onnxruntime integer kernels ({', '.join(o for o in check['operators'] if o.startswith('QLinear'))}) "

@@ -51,6 +51,7 @@ class PackedLayer:
 
     @property
     def codes_per_channel(self) -> int:
+        """Weights per output channel (C_in / groups x kernel, or the inputs of a Linear)."""
         return int(np.prod(self.weight_shape[1:]))
 
     @property
@@ -60,10 +61,12 @@ class PackedLayer:
 
     @property
     def bit_offsets(self) -> np.ndarray:
+        """Where each output channel's codes start in the packed bit stream (bits, one per channel)."""
         return channel_bit_offsets(self.bits, self.codes_per_channel)
 
     @property
     def act_range(self) -> tuple:
+        """The input activation codes ``(lo, hi)`` this layer's quantizer produces."""
         return act_levels(self.act_bits, self.act_signed)
 
     def codes(self) -> np.ndarray:
@@ -83,6 +86,7 @@ def act_scale32(layer: FrozenLayer) -> float:
 
 
 def pack_layer(name: str, layer: FrozenLayer) -> PackedLayer:
+    """One frozen layer as integer codes bit-packed per channel width, with its scales and bias."""
     codes, scale = layer.weight_codes()
     codes = codes.cpu().numpy()
     bits = layer.bits.cpu().numpy().astype(np.uint8)

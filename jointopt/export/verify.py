@@ -136,6 +136,7 @@ def verify_onnx(path, expected: torch.Tensor, x: torch.Tensor, min_agreement: fl
 
 
 def verify_torch(manifest, expected: torch.Tensor, x: torch.Tensor) -> dict:
+    """Rebuild the network from the exported ``manifest`` and compare its outputs on ``x`` with ``expected``."""
     from .torch_format import load
 
     with torch.no_grad():

@@ -32,6 +32,7 @@ class CostUnit:
         return float(raw) * self.scale
 
     def format(self, raw: float) -> str:
+        """A raw cost (bits, MACs, cycles) in this unit, e.g. ``14.29 kB``."""
         return f"{format_number(self(raw))} {self.unit}".strip()
 
     @property

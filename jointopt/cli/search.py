@@ -136,10 +136,12 @@ def run(args) -> int:
     if launched():  # started by torchrun: one trial on every process (DistributedDataParallel)
         return _run_torchrun(args, config, out)
     listeners = [progress_listener(quiet=args.quiet)]
+    workers = args.workers is not None or bool(args.devices)
     if not args.no_tensorboard:
         from ..report import tensorboard_listener
 
-        listeners.append(tensorboard_listener(out))
+        # in a study of its own, the figures are drawn in a child process while the trials train
+        listeners.append(tensorboard_listener(out, background=not workers))
     if args.workers is not None or args.devices:  # one process per device on one study
         return _run_workers(args, config, out, listeners)
     study = Study(config, out, storage=args.storage, resume=args.resume, listeners=listeners,

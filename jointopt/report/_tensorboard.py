@@ -339,6 +339,14 @@ def _plain(value):
     return json.loads(json.dumps(value, default=to_plain))
 
 
-def tensorboard_listener(run_dir, **options) -> TensorBoardListener:
-    """The listener ``jointopt search`` attaches: ``listener(event)`` for every event, then ``close()``."""
+def tensorboard_listener(run_dir, background: bool = False, **options):
+    """The listener ``jointopt search`` attaches: ``listener(event)`` for every event, then ``close()``.
+
+    ``background=True`` runs it in a child process (:class:`jointopt.report._background.BackgroundListener`),
+    so its figures are drawn while training goes on; ``jointopt search`` does so.
+    """
+    if background:
+        from ._background import BackgroundListener
+
+        return BackgroundListener(TensorBoardListener, run_dir, **options)
     return TensorBoardListener(run_dir, **options)

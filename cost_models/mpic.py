@@ -21,7 +21,7 @@ from jointopt.errors import ConfigError
 
 from ._common import is_absent, next_width, widths_like
 
-#: MACs per cycle by (activation bits, weight bits), from Ottavi et al. 2020 (REFERENCE.md §3).
+#: MACs per cycle by (activation bits, weight bits), from Ottavi et al. 2020 (its table of MACs per cycle).
 MPIC_MACS_PER_CYCLE: Dict[Tuple[int, int], float] = {
     (2, 2): 6.5, (2, 4): 4.0, (2, 8): 2.2,
     (4, 2): 3.9, (4, 4): 3.5, (4, 8): 2.1,

@@ -1,7 +1,7 @@
 """``sequential``: a pruning-only search, then a channel-wise bit-width search without the 0-bit choice.
 
 The published sequential baseline of the joint search (PIT channel pruning, then MixPrec
-channel-wise mixed precision; Motetti et al. 2024, REFERENCE §1): the first search trains only the
+channel-wise mixed precision; Motetti et al. 2024, their sequential baseline): the first search trains only the
 keep gates (every weight at the widest width) with ``λ_prune · cost / reference``; its argmax
 channels are fixed; the second search trains only the per-channel width selectors (no channel can be
 pruned any more) with ``λ_bits · cost / reference``; then the usual fine-tune. Both searches use the

@@ -115,16 +115,25 @@ def test_kill_mid_trial_then_resume(tiny_config_file, tmp_path):
     assert first == resumed["epoch"] + 1
 
 
-def test_two_workers_share_one_study(tiny_config_file, tmp_path):
+def test_two_workers_share_one_study(tiny_config_file, tmp_path, monkeypatch):
+    """Two processes on one journal share the trials. Ordered without timing: the first worker holds
+    after its first trial (a named fault point) until the second worker has finished one."""
     run = tmp_path / "run"
     journal = tmp_path / "journal.log"
+    go = tmp_path / "go"
+    monkeypatch.setenv("JOINTOPT_HOLD", f"result_committed:{go}")
     first = cli("search", "--config", tiny_config_file, "--out", run, "--trials", 4, "--storage", f"journal:{journal}",
                 "--no-tensorboard")
-    deadline = time.time() + 60
+    monkeypatch.delenv("JOINTOPT_HOLD")
+    deadline = time.time() + 120
     while time.time() < deadline and not (run / "config.yaml").exists():
         time.sleep(0.05)
     second = cli("search", "--config", tiny_config_file, "--out", run, "--trials", 4, "--storage",
                  f"journal:{journal}", "--resume", "--no-tensorboard")
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(run.glob("trials/*/result.json"))) < 2:
+        time.sleep(0.05)  # the first worker holds after one result: a second one is the second worker's
+    go.touch()
     outs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
     import optuna

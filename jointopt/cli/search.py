@@ -84,8 +84,10 @@ def resolve_config(args):
     from ..config import Config
     from ..tune import quickstart_config
 
-    if args.resume and not args.config and args.out and (Path(args.out) / "config.yaml").exists():
-        config = Config.from_yaml(Path(args.out) / "config.yaml")
+    from ..tune.rundir import CONFIG
+
+    if args.resume and not args.config and args.out and (Path(args.out) / CONFIG).exists():
+        config = Config.from_yaml(Path(args.out) / CONFIG)
     else:
         config = Config.from_yaml(args.config) if args.config else quickstart_config()
     # every change as a typed value, applied at once and checked as a whole: --set texts are read with

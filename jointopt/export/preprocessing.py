@@ -113,7 +113,9 @@ class Preprocessing:
     @classmethod
     def from_run(cls, run: Union[str, Path]) -> Optional["Preprocessing"]:
         """Read from a run directory's ``dataset.json``; None when it predates the stored mean/std."""
-        path = Path(run) / "dataset.json"
+        from ..tune.rundir import DATASET
+
+        path = Path(run) / DATASET
         try:
             info = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):

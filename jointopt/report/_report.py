@@ -98,7 +98,9 @@ def write_report(run, target: Optional[str] = None, log_cost: bool = False, accu
 
         files.tensorboard = write_tensorboard(run, log_cost=log_cost)
     listed = [_relative(p, out) for p in files.paths()]
-    config_text = (run.path / "config.yaml").read_text() if (run.path / "config.yaml").exists() else ""
+    from ..tune.rundir import CONFIG  # the run directory's layout has one home
+
+    config_text = (run.path / CONFIG).read_text() if (run.path / CONFIG).exists() else ""
     write_atomic(files.html, render_html(run, target, pareto, front, embedded, compare_part, listed, config_text))
     return files
 

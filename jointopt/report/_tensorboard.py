@@ -58,7 +58,9 @@ def tensorboard_command(run_dir, config: Optional[dict] = None, trials: Optional
     if config is None:
         import yaml
 
-        path = Path(run_dir) / "config.yaml"
+        from ..tune.rundir import CONFIG
+
+        path = Path(run_dir) / CONFIG
         config = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
     epochs = (config.get("search") or {}).get("epochs") or 1
     count = max(int((config.get("tuner") or {}).get("trials") or 1), int(trials or 0))

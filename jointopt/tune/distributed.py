@@ -48,7 +48,7 @@ def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dic
             env = rundir.environment(config, argv)
             env.update(distributed={"world_size": ranks.world, "backend": dist.get_backend()})
             rundir.write_json(run_dir / rundir.ENVIRONMENT, env)
-            rundir.write_json(run_dir / "dataset.json", dataset_record(dataset))
+            rundir.write_json(run_dir / rundir.DATASET, dataset_record(dataset))
             bus = EventBus([rundir.MetricsWriter(run_dir), rundir.LogWriter(run_dir), *listeners])
         else:
             bus = EventBus([])

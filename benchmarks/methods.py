@@ -195,6 +195,7 @@ def render(record: dict) -> str:
              f"- date {record['date_utc']}, commit {m['git_commit']}"
              + (" (uncommitted changes under jointopt/)" if m.get("jointopt_uncommitted_changes") else "")
              + f", {m['cpu']}, {m['logical_cpus']} logical CPUs, total wall time {record['wall_s'] / 60:.1f} min",
+             *[f"- note: {n}" for n in record.get("notes", [])],
              f"- iso-accuracy: the smallest trial with validation accuracy >= the uniform network's - "
              f"{ISO_TOLERANCE} points, memory (conv/linear weights, kB = 1000 bytes); test accuracy shown beside "
              "the baseline's", ""]
@@ -226,6 +227,7 @@ def main(argv=None) -> int:
                         help="speakers of the synthetic keyword corpus (built if missing, ~11 min for 1000)")
     parser.add_argument("--from-runs", metavar="DIR", help="analyse the finished method studies under DIR/<method> "
                         "(a run of this benchmark, e.g. one stopped part-way) instead of running them; with one --only")
+    parser.add_argument("--note", action="append", default=[], help="a line for the results' header (repeatable)")
     args = parser.parse_args(argv)
     if args.from_runs and len(args.only or []) != 1:
         parser.error("--from-runs needs exactly one --only BENCH (the benchmark those run directories belong to)")
@@ -240,7 +242,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     record = {"smoke": args.smoke, "command": "python -m benchmarks methods " + " ".join(argv if argv is not None
                                                                                           else sys.argv[1:]),
-              "full_command": FULL_COMMAND, "date_utc": datetime.datetime.now(datetime.timezone.utc)
+              "full_command": FULL_COMMAND, "notes": args.note, "date_utc": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": machine(), "benches": {}}
     for bench in args.only or list(BENCHES):
         result = run_bench(bench, methods, args, stamp)

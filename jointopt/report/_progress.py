@@ -91,7 +91,7 @@ class Progress:
         if not self.live:
             return
         if self._bar is None:
-            from ..data._progress import terminal_bar  # the one tqdm set-up of jointopt
+            from .._terminal import terminal_bar  # the one tqdm set-up of jointopt
 
             self._bar = terminal_bar(self.stream, bar_format="{desc}", leave=False)
         self._bar.set_description_str(text)

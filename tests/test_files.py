@@ -11,6 +11,12 @@ from jointopt import _files
 from jointopt._files import atomic_path, atomic_write_bytes, atomic_write_text, file_lock
 
 
+
+def _no_space(*args):
+    """``os.replace`` on a full disk: every atomic write fails at its rename, after the data were written."""
+    raise OSError(28, "No space left on device")
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -30,10 +36,7 @@ def test_a_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "a.bin"
     atomic_write_bytes(target, b"old")
 
-    def no_space(*args):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_files.os, "replace", no_space)
+    monkeypatch.setattr(_files.os, "replace", _no_space)
     with pytest.raises(OSError, match="No space"):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
@@ -112,16 +115,21 @@ def test_there_is_one_lock():
 
 
 @pytest.fixture
-def failing_rename(monkeypatch):
-    """Every atomic write fails at its rename, as on a full disk after the data were written."""
-    def fail(*args):
-        raise OSError(28, "No space left on device")
+def renamed(monkeypatch):
+    """The paths jointopt._files renamed into place during the test (a spy on its ``os.replace``)."""
+    paths = set()
+    replace = os.replace
 
-    monkeypatch.setattr(_files.os, "replace", fail)
+    def spy(src, dst):
+        paths.add(Path(dst).resolve())
+        replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", spy)
+    return paths
 
 
 @pytest.mark.parametrize("fmt", ["torch", "onnx", "onnx_int8", "npz", "c"])
-def test_every_export_format_writes_through_the_helper(tmp_path, monkeypatch, fmt):
+def test_every_export_format_writes_through_the_helper(tmp_path, renamed, fmt):
     """Every file an export leaves in its folder was renamed into place by jointopt._files.
 
     A writer that bypassed the helper (``open(path, "w")``, ``onnx.save``, ``np.savez(path)``)
@@ -135,14 +143,6 @@ def test_every_export_format_writes_through_the_helper(tmp_path, monkeypatch, fm
     x = torch.randn(8, 1, 6, 6)
     frozen = jointopt.convert(model.eval(), x).eval().set_mode("hard").freeze().eval()
     out = tmp_path / "export"
-    renamed = set()
-    replace = os.replace
-
-    def spy(src, dst):
-        renamed.add(Path(dst).resolve())
-        replace(src, dst)
-
-    monkeypatch.setattr(_files.os, "replace", spy)
     export(frozen, out, x, fmt)
     written = {p.resolve() for p in out.rglob("*") if p.is_file()}
     assert written and written <= renamed, sorted(p.name for p in written - renamed)
@@ -174,20 +174,12 @@ def test_every_file_of_a_study_is_0644_under_umask_022(tiny_run):
     assert not [p for p in files if p.name.startswith(".jointopt-")]  # no temporary left behind
 
 
-def test_every_report_file_is_written_through_the_helper(tiny_run, tmp_path, monkeypatch):
+def test_every_report_file_is_written_through_the_helper(tiny_run, tmp_path, renamed, monkeypatch):
     """PNG, CSV and HTML of ``write_report`` come from an atomic rename; when the rename fails, the
     previous report stays as it was and no temporary is left."""
     from jointopt.report import write_report
 
     out = tmp_path / "report"
-    renamed = set()
-    replace = os.replace
-
-    def spy(src, dst):
-        renamed.add(Path(dst).resolve())
-        replace(src, dst)
-
-    monkeypatch.setattr(_files.os, "replace", spy)
     files = write_report(tiny_run, out=out, tensorboard=False)
     written = {p.resolve() for p in out.rglob("*") if p.is_file()}
     assert {files.html.name, files.pareto_png.name, files.pareto_csv.name} <= {p.name for p in written}
@@ -196,10 +188,7 @@ def test_every_report_file_is_written_through_the_helper(tiny_run, tmp_path, mon
 
     before = {p: p.read_bytes() for p in written}
 
-    def no_space(*args):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(_files.os, "replace", no_space)
+    monkeypatch.setattr(_files.os, "replace", _no_space)
     with pytest.raises(OSError, match="No space"):
         write_report(tiny_run, out=out, tensorboard=False, log_cost=True)
     assert {p: p.read_bytes() for p in written} == before

@@ -40,7 +40,7 @@ class StepLosses:
         self._pending: List[Sequence[torch.Tensor]] = []
 
     def add(self, *values: torch.Tensor) -> List[Tuple[float, ...]]:
-        self._pending.append([v.detach().reshape(()) for v in values])
+        self._pending.append([v.detach() for v in values])  # 0-d losses
         return self.flush() if len(self._pending) >= self.every else []
 
     def flush(self) -> List[Tuple[float, ...]]:
@@ -48,8 +48,8 @@ class StepLosses:
             return []
         rows = self._pending
         self._pending = []
-        if len(rows) == 1 and len(rows[0]) == 1:
-            return [(float(rows[0][0]),)]
+        if len(rows) == 1:  # every step on the CPU: plain reads, no stacking on the hot path
+            return [tuple(float(v) for v in rows[0])]
         table = torch.stack([torch.stack(list(r)) for r in rows]).float().cpu()  # the one host read
         return [tuple(row) for row in table.tolist()]
 

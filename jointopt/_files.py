@@ -9,7 +9,8 @@ New files get the permissions a plain ``open(path, "w")`` would give them (0666 
 by the system when the temporary file is created), not the 0600 of :func:`tempfile.mkstemp`, so a
 shared run directory stays readable by the group.
 
-:func:`file_lock` is an exclusive lock between processes (the ``filelock`` package: POSIX and Windows).
+:func:`file_lock` is an exclusive lock between processes (the ``filelock`` package: POSIX and Windows);
+:class:`LiveMark` marks a folder as in use by a live process (:func:`is_live`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from pathlib import Path
 from typing import Iterator, Union
 
 import filelock
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows: no flock, see LiveMark
+    _fcntl = None
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -81,3 +87,46 @@ def file_lock(path: PathLike, timeout: float = -1) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(path), timeout=timeout):
         yield
+
+
+class LiveMark:
+    """A mark that a process is alive and using a folder: a shared lock on one file, held while the
+    process works there and dropped by the system when it exits, however it exits (a kill -9 too).
+
+    Any number of processes hold it at once; :func:`is_live` tells whether any other does. This is how
+    a worker started at the same moment as another knows the study it finds is being run, not left
+    behind. Where the system has no ``flock`` (Windows) nothing is held and nothing is ever live.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def hold(self) -> "LiveMark":
+        if self._fd is None and _fcntl is not None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            _fcntl.flock(fd, _fcntl.LOCK_SH)
+            self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+    def __del__(self):
+        self.release()
+
+
+def is_live(path: PathLike) -> bool:
+    """Whether some process holds a :class:`LiveMark` on ``path`` through another open of the file."""
+    if _fcntl is None or not Path(path).exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

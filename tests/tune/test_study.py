@@ -76,6 +76,37 @@ def test_existing_run_directory_needs_resume(tiny_config, tmp_path):
         Study(changed, run, resume=True)
 
 
+def test_a_worker_joins_a_study_being_run(tiny_config, tmp_path):
+    """Workers started together: the first creates the study; a later one with the same configuration
+    joins while the first is running it, one with another configuration is refused with the keys
+    named, and once no worker runs it the folder needs --resume again."""
+    run = tmp_path / "run"
+    first = Study(tiny_config, run)  # holds the run directory's live mark until its run ends
+    joined = Study(tiny_config.override(["tuner.trials=5"]), run)  # no --resume: joins
+    assert joined.resume
+    with pytest.raises(ConfigError, match=r"different configuration \(search.epochs\)"):
+        Study(tiny_config.override(["search.epochs=5"]), run)
+    first.live.release(), joined.live.release()
+    with pytest.raises(ConfigError, match="already holds a study; pass --resume"):
+        Study(tiny_config, run)
+
+
+def test_identical_commands_started_at_once(tiny_config_file, tmp_path):
+    """Three identical commands at the same moment on one folder: whichever comes first creates the
+    study, the others join it; the warm-up runs once and the budget is run exactly."""
+    run = tmp_path / "run"
+    procs = [cli("search", "--config", tiny_config_file, "--out", run, "--trials", 3, "--no-tensorboard")
+             for _ in range(3)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    import optuna
+
+    study = optuna.load_study(study_name="jointopt", storage=f"sqlite:///{run / 'study.db'}")
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 3 == len(completed(run))
+    log = (run / "search.log").read_text()
+    assert log.count("phase_start phase=warmup") == 1 and log.count("study_start") == 3
+
+
 def test_kill_mid_trial_then_resume(tiny_config_file, tmp_path):
     run = tmp_path / "run"
     # killed without warning (SIGKILL) once trial 1 has written its first per-epoch checkpoint

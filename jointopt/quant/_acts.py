@@ -69,57 +69,104 @@ def _next(value: float, toward: float, dtype: torch.dtype) -> float:
     return float(torch.nextafter(torch.tensor(value, dtype=dtype), torch.tensor(toward, dtype=dtype)))
 
 
+def _device_steps(a: torch.Tensor, bits: Sequence[int], signed: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_steps` as float32 tensors on ``a``'s device: the same numbers (IEEE float32 division
+    is correctly rounded on every device), without reading the clip back to the host."""
+    tops = torch.tensor([act_levels(b, signed)[1] for b in bits], dtype=torch.float32, device=a.device)
+    steps = a.float() / tops
+    return steps, torch.ones_like(steps) / steps
+
+
 class _ActQuant(torch.autograd.Function):
-    """Mixture of fake-quantized copies of ``x`` over ``bits``; gradients as in the module docstring."""
+    """Mixture of fake-quantized copies of ``x`` over ``bits``; gradients as in the module docstring.
+
+    The clip's scalars (range, steps) are Python floats on the CPU, where a handful of tensor ops per
+    layer would cost more than the arithmetic, and 0-d tensors on an accelerator, where reading the
+    clip back (``float(clip)``) would stall the stream once per layer per step. Both give the same
+    codes and gradients bit for bit (``tests/quant/test_fused_quantizers.py``).
+    """
 
     @staticmethod
-    def forward(ctx, x, clip, probs, bits: Sequence[int], signed: bool):
-        a = float(clip)
-        step, inv = _steps(a, bits, signed)
-        top = max(a, 1e-8)
-        clamped = x.clamp(-top if signed else 0.0, top)
+    def forward(ctx, x, clip, probs, bits: Sequence[int], signed: bool, on_device: bool):
+        if on_device:
+            a = clip.detach().reshape(()).float().clamp_min(1e-8)
+            step, inv = _device_steps(a, bits, signed)
+            lo = -a if signed else torch.zeros_like(a)
+            clamped = torch.clamp(x, lo.to(x.dtype), a.to(x.dtype))
+        else:
+            a = float(clip)
+            step, inv = _steps(a, bits, signed)
+            top = max(a, 1e-8)
+            clamped = x.clamp(-top if signed else 0.0, top)
         if len(bits) == 1:
             y = clamped.mul_(inv[0]).round_().mul_(step[0])
         else:
             # y = Σ_b (p_b · s_b) · round(clamped / s_b): one width at a time, the step folded into
             # the mixing weight, the last width rounded in place; only x is kept for the backward
-            mix = probs.detach().to(x.dtype) * torch.tensor(step, dtype=x.dtype, device=x.device)
+            mix = probs.detach().to(x.dtype) * torch.as_tensor(step, dtype=x.dtype, device=x.device)
             y = torch.mul(clamped, inv[0]).round_().mul_(mix[0])
             scratch = torch.empty_like(clamped) if len(bits) > 2 else None
             for b in range(1, len(bits)):
                 codes = clamped.mul_(inv[b]) if b == len(bits) - 1 else torch.mul(clamped, inv[b], out=scratch)
                 y.addcmul_(codes.round_(), mix[b])
-        ctx.clip, ctx.clip_shape, ctx.signed, ctx.bits = a, clip.shape, signed, tuple(bits)
-        ctx.save_for_backward(x)
+        ctx.clip_shape, ctx.signed, ctx.bits, ctx.on_device = clip.shape, signed, tuple(bits), on_device
+        if on_device:
+            ctx.save_for_backward(x, clip.detach().reshape(()).float())  # the clip itself: above, a is clamped
+        else:
+            ctx.clip = a
+            ctx.save_for_backward(x)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        a = ctx.clip
+        if ctx.on_device:
+            x, a = ctx.saved_tensors
+        else:
+            (x,) = ctx.saved_tensors
+            a = ctx.clip
         grad_x = grad_clip = grad_probs = None
         if ctx.needs_input_grad[0]:
-            # hardtanh_backward zeroes where x <= lo or x >= hi; the neighbouring floats make the
-            # bounds inclusive, so the gradient passes exactly where -a (or 0) <= x <= a.
-            lo = _next(-a if ctx.signed else 0.0, -math.inf, x.dtype)
-            hi = _next(a, math.inf, x.dtype)
-            grad_x = _aten.hardtanh_backward(grad, x, lo, hi)
+            grad_x = _pass_inside(grad, x, a, ctx.signed)
         if ctx.needs_input_grad[1]:
-            g = _aten.threshold_backward(grad, x, a).sum()  # gradient of the elements above the clip
+            g = _above(grad, x, a).sum()  # gradient of the elements above the clip
             if ctx.signed:
-                g = g - _aten.threshold_backward(grad, x.neg(), a).sum()  # ... minus those below -a
-            grad_clip = g.reshape(ctx.clip_shape)
+                g = g - _above(grad, x.neg(), a).sum()  # ... minus those below -a
+            grad_clip = g.reshape(ctx.clip_shape).to(grad.dtype)
         if ctx.needs_input_grad[2] and len(ctx.bits) > 1:
             # <grad, q_b(x)> = s_b · <grad, round(clamp(x) / s_b)>: recomputing the codes (three
             # vectorised passes) is cheaper than keeping B copies of every activation alive
-            top = max(a, 1e-8)
-            clamped = x.clamp(-top if ctx.signed else 0.0, top)
-            step, inv = _steps(a, ctx.bits, ctx.signed)
+            if ctx.on_device:
+                top = a.clamp_min(1e-8)
+                step, inv = _device_steps(top, ctx.bits, ctx.signed)
+                clamped = torch.clamp(x, (-top if ctx.signed else torch.zeros_like(top)).to(x.dtype), top.to(x.dtype))
+            else:
+                top = max(a, 1e-8)
+                step, inv = _steps(a, ctx.bits, ctx.signed)
+                clamped = x.clamp(-top if ctx.signed else 0.0, top)
             scratch = torch.empty_like(clamped)
             flat = grad.reshape(-1)
             dots = [torch.dot(torch.mul(clamped, i, out=scratch).round_().reshape(-1), flat) for i in inv]
-            grad_probs = torch.stack(dots) * torch.tensor(step, dtype=grad.dtype, device=grad.device)
-        return grad_x, grad_clip, grad_probs, None, None
+            grad_probs = torch.stack(dots) * torch.as_tensor(step, dtype=grad.dtype, device=grad.device)
+        return grad_x, grad_clip, grad_probs, None, None, None
+
+
+def _pass_inside(grad: torch.Tensor, x: torch.Tensor, a, signed: bool) -> torch.Tensor:
+    """``grad`` where ``lo <= x <= a`` (lo = -a signed, else 0), zero elsewhere: the straight-through mask."""
+    if isinstance(a, torch.Tensor):
+        a = a.to(x.dtype)
+        return torch.where((x >= (-a if signed else 0.0)) & (x <= a), grad, 0.0)
+    # hardtanh_backward zeroes where x <= lo or x >= hi; the neighbouring floats make the bounds
+    # inclusive, so the gradient passes exactly where lo <= x <= a.
+    lo = _next(-a if signed else 0.0, -math.inf, x.dtype)
+    hi = _next(a, math.inf, x.dtype)
+    return _aten.hardtanh_backward(grad, x, lo, hi)
+
+
+def _above(grad: torch.Tensor, x: torch.Tensor, a) -> torch.Tensor:
+    """``grad`` where ``x > a``, zero elsewhere."""
+    if isinstance(a, torch.Tensor):
+        return torch.where(x > a.to(x.dtype), grad, 0.0)
+    return _aten.threshold_backward(grad, x, a)
 
 
 @fp32  # AMP: the grid and the straight-through backward in fp32
@@ -129,4 +176,4 @@ def quantize_activation(
     """Fake-quantize ``x`` at each width in ``bits`` and mix by ``probs`` (one width: no mixing)."""
     if probs is None and len(bits) > 1:
         probs = torch.ones(len(bits), device=x.device, dtype=x.dtype)
-    return _ActQuant.apply(x, clip, probs, tuple(bits), signed)
+    return _ActQuant.apply(x, clip, probs, tuple(bits), signed, x.device.type != "cpu")

@@ -82,6 +82,31 @@ def test_activation_matches_unfused_reference(seed, bits, signed, dtype):
         assert torch.allclose(gp, gp_ref, **tol)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), bits=st.sampled_from(WIDTHS), signed=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float64]), clip_scale=st.sampled_from([1.0, 1e-9, -1.0]))
+def test_device_scalars_give_the_host_path_bit_for_bit(seed, bits, signed, dtype, clip_scale):
+    """On an accelerator the clip's scalars stay 0-d tensors (no host read per layer); run here on the
+    CPU, that path gives exactly the outputs and gradients of the host-float path, tiny and negative
+    clips included."""
+    from jointopt.quant._acts import _ActQuant
+
+    x0, clip0 = _inputs(seed, signed, dtype)
+    clip0 = clip0 * clip_scale
+    g = torch.Generator().manual_seed(seed + 2)
+    probs0 = torch.softmax(torch.randn(len(bits), generator=g, dtype=torch.float64), 0).to(dtype)
+    upstream = torch.randn(x0.shape, generator=g, dtype=torch.float64).to(dtype)
+    results = []
+    for on_device in (False, True):
+        x, clip = x0.clone().requires_grad_(), clip0.clone().requires_grad_()
+        probs = probs0.clone().requires_grad_()
+        y = _ActQuant.apply(x, clip, probs, bits, signed, on_device)
+        y.backward(upstream)
+        results.append((y.detach(), x.grad, clip.grad, probs.grad if len(bits) > 1 else None))
+    for host, device in zip(*results):
+        assert (host is None and device is None) or torch.equal(host, device)
+
+
 def test_single_width_is_bitwise_the_fused_kernel():
     """With one width the codes are exactly those of PyTorch's fake-quant kernel (what freeze exports)."""
     g = torch.Generator().manual_seed(0)

@@ -91,7 +91,9 @@ def iso_accuracy(results: List[dict], baseline: dict, target: str, key: str = "v
 
 def analyse(summary: dict) -> dict:
     """Front, hypervolumes and iso-accuracy reductions of a study summary (``front.json``)."""
-    target, results, baselines = summary["target"], summary["results"], summary["baselines"]
+    target, baselines = summary["target"], summary["baselines"]
+    every = summary["results"]
+    results = [r for r in every if not r.get("collapsed") and not r.get("stopped_early")]  # possible front points
     w8 = baselines["w8"]["costs"][target]
     front = [{"trial": r["trial"], "lambda": r["params"].get("lambda"), "val_acc": r["val_acc"],
               "test_acc": r["test_acc"], "cost": r["costs"][target], "cost_norm": r["costs"][target] / w8,
@@ -103,7 +105,7 @@ def analyse(summary: dict) -> dict:
     def hv(rows, key):
         return hypervolume([(r["costs"][target] / w8, r[key] / 100.0) for r in rows])
 
-    out = {"target": target, "w8_cost": w8, "front": front, "trials": len(results),
+    out = {"target": target, "w8_cost": w8, "front": front, "trials": len(every),
            "hypervolume": {"reference_point": {"cost_norm": HV_REFERENCE[0], "accuracy": HV_REFERENCE[1]},
                            "plane": "x = cost / cost(uniform w8), y = accuracy / 100",
                            "front_val": hv(results, "val_acc"), "front_test": hv(results, "test_acc"),

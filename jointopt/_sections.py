@@ -279,6 +279,12 @@ class TunerConfig(Section):
         study_name: the Optuna study's name in its storage. Default ``jointopt``.
         baselines: uniform weight widths (bits, 1..16) trained with every study to compare with;
             [] for none. Default [8, 4, 2].
+        early_stop: stop a trial halfway through its search when its outcome is clear — collapsed,
+            still the widest network, or dominated by a completed trial at the same epoch
+            (:mod:`jointopt.tune.early_stop`); it skips its fine-tune and is not a front point.
+            Default true.
+        early_stop_after: share of the search epochs run before a trial can be stopped, in (0, 1].
+            Default 0.5.
     """
 
     section = "tuner"
@@ -289,9 +295,14 @@ class TunerConfig(Section):
     tune_temperature_decay: bool = False
     study_name: str = "jointopt"
     baselines: List[int] = field(default_factory=lambda: [8, 4, 2])
+    early_stop: bool = True
+    early_stop_after: float = 0.5
 
     def check(self) -> None:
         _at_least(self, "trials", 1)
+        if not 0 < self.early_stop_after <= 1:
+            raise ConfigError(f"tuner.early_stop_after={self.early_stop_after} must be in (0, 1]: the share of the "
+                              "search epochs run before a trial can be stopped")
         if (self.lambda_min is None) != (self.lambda_max is None):
             raise ConfigError("set both tuner.lambda_min and tuner.lambda_max, or neither (the range is then found "
                               "from the trials)")

@@ -70,9 +70,9 @@ class _JsonView(Mapping):
 # -- one trial ---------------------------------------------------------------------------------------
 _TRIAL_FIELDS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "bits_histogram",
                  "allocation", "mean_bits", "kept_fraction", "reference", "time_s", "search", "method", "warnings",
-                 "collapsed", "input_shape")
+                 "collapsed", "stopped_early", "input_shape")
 SUMMARY_FIELDS = ("trial", "target", "params", "val_acc", "test_acc", "costs", "cost_display", "kept_fraction",
-                  "mean_bits", "bits_histogram", "time_s", "method", "collapsed")
+                  "mean_bits", "bits_histogram", "time_s", "method", "collapsed", "stopped_early")
 
 
 @dataclass(frozen=True, eq=True)
@@ -98,6 +98,8 @@ class TrialResult(_JsonView):
         method: the method that made the trial (``joint`` by default).
         warnings: what went wrong but left a usable network.
         collapsed: why the trial is at chance accuracy (then it is not a front point), or None.
+        stopped_early: why the study stopped the trial halfway through its search, without its
+            fine-tune (:mod:`jointopt.tune.early_stop`; then it is not a front point), or None.
         input_shape: the network's input shape (without the batch).
         extra: keys of the record this class has no field for (kept, written back).
     """
@@ -119,6 +121,7 @@ class TrialResult(_JsonView):
     method: str = "joint"
     warnings: Tuple[str, ...] = ()
     collapsed: Optional[str] = None
+    stopped_early: Optional[str] = None
     input_shape: Optional[Tuple[int, ...]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
     version: int = RESULT_VERSION
@@ -129,8 +132,8 @@ class TrialResult(_JsonView):
 
     @property
     def on_front(self) -> bool:
-        """Whether the trial may be a front point (a collapsed trial may not)."""
-        return not self.collapsed
+        """Whether the trial may be a front point (a collapsed or early-stopped trial may not)."""
+        return not self.collapsed and not self.stopped_early
 
     def replace(self, **changes) -> "TrialResult":
         return dataclasses.replace(self, **changes)
@@ -145,7 +148,7 @@ class TrialResult(_JsonView):
         out: Dict[str, Any] = {"version": self.version}
         for name in _TRIAL_FIELDS:
             value = getattr(self, name)
-            if name in ("collapsed", "input_shape") and value is None or \
+            if name in ("collapsed", "stopped_early", "input_shape") and value is None or \
                     name in ("warnings", "allocation", "reference") and not value:
                 continue  # written only when there is something to say (a summary has no allocation)
             if name == "allocation":  # as JSON writes them: widths as string keys

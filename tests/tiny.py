@@ -11,7 +11,8 @@ TINY = {
     "search": {"epochs": 2, "max_steps": 6, "selector_lr": 0.1},
     "finetune": {"epochs": 1, "max_steps": 4},
     "cost": {"target": "memory", "report": ["bitops"]},
-    "tuner": {"trials": 3, "lambda_min": 0.1, "lambda_max": 20.0, "baselines": [8]},
+    # every trial runs whole here: early stopping has its own tests (tests/tune/test_early_stop.py)
+    "tuner": {"trials": 3, "lambda_min": 0.1, "lambda_max": 20.0, "baselines": [8], "early_stop": False},
 }
 
 

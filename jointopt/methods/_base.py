@@ -30,12 +30,15 @@ class Method:
     :meth:`suggest` and :meth:`allocate` (or override :meth:`run`).
 
     ``uses_lambda``: the method has one regularisation strength ``lambda`` (``--lambda X`` fixes it).
+    ``stops_early``: a trial is one search (``runner.search``) then the fine-tune, so the study may
+    stop it halfway through the search (``tuner.early_stop``, :mod:`jointopt.tune.early_stop`).
     """
 
     name: str = ""
     summary: str = ""
     Options: Optional[type] = None
     uses_lambda: bool = False
+    stops_early: bool = False
 
     # -- configuration ----------------------------------------------------------------------------
     def options(self, config) -> Any:

@@ -32,6 +32,7 @@ class JointMethod(Method):
     name = "joint"
     summary = "joint pruning + channel-wise mixed precision: one search, 0 bits = pruned (the default)"
     uses_lambda = True
+    stops_early = True
 
     def suggest(self, trial, study) -> Dict[str, Any]:
         cfg = study.config

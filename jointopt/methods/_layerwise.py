@@ -33,6 +33,7 @@ class LayerwiseMethod(Method):
     name = "layerwise"
     summary = "per-layer mixed precision, no pruning (EdMIPS-style differentiable search); λ from the tuner"
     uses_lambda = True
+    stops_early = True
 
     def suggest(self, trial, study):
         return {"lambda": suggest_lambda(trial, study)}

@@ -169,7 +169,8 @@ class Progress:
         self._print(f"trial {e.trial:>3} done ({self.done}/{self.trials}): {params_text(r.get('params', {}))}  "
                     f"val {r['val_acc']:.2f}%  test {r['test_acc']:.2f}%  {self.target} "
                     f"{r['cost_display'][self.target]}  kept {100 * r.get('kept_fraction', 1):.0f}%  "
-                    f"[{r['time_s']:.0f}s]" + (f"  ({r['collapsed']}; not a front point)" if r.get("collapsed") else ""))
+                    f"[{r['time_s']:.0f}s]" + (f"  ({r.get('stopped_early') or r['collapsed']}; not a front point)"
+                                               if r.get("stopped_early") or r.get("collapsed") else ""))
 
     def _on_trial_failed(self, e) -> None:
         self._trial_started.pop(e.trial, None)

@@ -79,8 +79,8 @@ class RunData:
 
     def front(self, target: Optional[str] = None) -> List[TrialResult]:
         """The Pareto-optimal trials under ``target`` (default: the study's), sorted by that cost; as in
-        the study, a collapsed trial (at chance accuracy) is never a front point."""
-        return pareto_front([r for r in self.results if not r.get("collapsed")], target or self.target)
+        the study, a collapsed or early-stopped trial is never a front point."""
+        return pareto_front([r for r in self.results if r.on_front], target or self.target)
 
     def trial_dir(self, trial: int) -> Path:
         return self.layout.trial_dir(trial)

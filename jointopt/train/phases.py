@@ -195,6 +195,9 @@ class TrialRunner:
         self.cost_models = {name: get_cost_model(name) for name in self.cost_names}
         self.resume_state: Optional[dict] = None  # a checkpoint of an interrupted run of the same trial
         self.warnings: List[str] = []  # what went wrong but left a usable network (result.json → warnings)
+        self.stop_rule = None  # a jointopt.tune.early_stop.StopRule: may end the search halfway (set by the study)
+        self.stopped: Optional[str] = None  # why it did; the fine-tune is then skipped
+        self.trajectory: List[Optional[Tuple[float, float]]] = []  # (val_acc, hard target cost) per search epoch
 
     # -- helpers ----------------------------------------------------------------------------------
     def _emit(self, kind, phase=None, epoch=None, **data):
@@ -288,6 +291,7 @@ class TrialRunner:
         self._emit("phase_start", "search", epochs=phase.epochs, steps=steps, reference={k: float(net.reference_cost(m))
                                                                                         for k, m in self.cost_models.items()})
         first = self._restore("search", net, (opt_w, opt_s), sched, generator, stop)
+        self.trajectory = [None] * first  # epochs run before an interruption are not known here
         first_task = None
         losses = StepLosses(read_interval(self.device))  # one host read per step on the CPU, per 32 on a GPU
         for epoch in range(first, phase.epochs):
@@ -357,7 +361,12 @@ class TrialRunner:
                 done = stop.update(epoch, score, net)
             # after the update: a trial resumed from this checkpoint has this epoch's network as a candidate
             self._checkpoint("search", epoch, net, (opt_w, opt_s), sched, generator, stop)
-            if done:
+            self.trajectory.append((val_acc, hard[cfg.cost.target]))
+            if self.stop_rule is not None:
+                self.stopped = self.stop_rule.verdict(phase.epochs, tuple(self.trajectory), float(ref))
+                if self.stopped:
+                    self._emit("stopped_early", "search", epoch, reason=self.stopped)
+            if done or self.stopped:
                 break
         if stop.state is None:  # every epoch's score was NaN: nothing to freeze
             raise DivergedError("the search kept no network: no epoch had a finite score; lower search.lr "
@@ -379,7 +388,7 @@ class TrialRunner:
     def finetune(self, frozen: nn.Module, teacher: nn.Module, seed: int) -> nn.Module:
         cfg, phase = self.config, self.config.finetune
         frozen.to(self.device)
-        if phase.epochs == 0:
+        if phase.epochs == 0 or self.stopped:  # a trial stopped early keeps its network as the search left it
             return frozen.eval()
         generator = torch.Generator().manual_seed(seed + 1)
         opt = adam(frozen, phase)

@@ -23,6 +23,7 @@ from ..space import SearchSpace
 from . import rundir
 from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
                        readable_checkpoint, record_failure)
+from .early_stop import TRAJECTORY, StopRule, completed_trajectories
 from .front import front_csv, front_table, pareto_front
 from .plan import plan_index
 from .rundir import RunDir
@@ -460,6 +461,8 @@ class Study:
         previous = self.layout.trial_file(retry_of, CHECKPOINT) if retry_of is not None else None
         if previous is not None and previous.exists():  # continue the killed trial from its last epoch
             runner.resume_state = readable_checkpoint(previous, self.bus, trial.number)
+        if self.method.stops_early and cfg.tuner.early_stop and self.fixed_lambda is None:
+            runner.stop_rule = self._stop_rule(study, dataset)
         if runner.resume_state is not None:
             trial.set_user_attr("resumed_from", {"trial": retry_of, "phase": runner.resume_state["phase"],
                                                  "epoch": runner.resume_state["epoch"]})
@@ -472,6 +475,7 @@ class Study:
                                     len(dataset.val))
         result = result.replace(method=self.method.name, warnings=tuple(runner.warnings),
                                 collapsed=collapsed,  # complete (the λ plan learns from it) but not a front point
+                                stopped_early=runner.stopped,  # the same
                                 input_shape=tuple(self.input_shape))
         save_checkpoint(self.layout.trial_file(trial.number, rundir.SEARCHABLE), runner.searchable.state_dict())
         save_checkpoint(self.layout.trial_file(trial.number, rundir.FROZEN), runner.frozen.state_dict())
@@ -481,7 +485,15 @@ class Study:
         if previous is not None:  # and the interrupted trial it retried is done with too
             previous.unlink(missing_ok=True)
         trial.set_user_attr("result", result.summary_json())  # the full record is result.json
+        if runner.trajectory:  # what later trials are judged against (early stop), on every machine
+            trial.set_user_attr(TRAJECTORY, [None if row is None else list(row) for row in runner.trajectory])
         return result
+
+    def _stop_rule(self, study, dataset) -> StopRule:
+        """The early-stop rule of the next trial: against every trial completed so far."""
+        return StopRule(after=self.config.tuner.early_stop_after, chance=100.0 / max(1, dataset.num_classes),
+                        warmup_acc=getattr(self, "warmup_acc", None), val_samples=len(dataset.val),
+                        others=completed_trajectories(study.get_trials(deepcopy=False)))
 
     def results(self, study=None) -> List[TrialResult]:
         """Every completed trial's result: its ``trials/<n>/result.json`` where this run directory has it

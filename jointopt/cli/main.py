@@ -76,6 +76,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # a bug, or a library's error jointopt does not know: one line, the traceback on --debug
         if args.debug:
             raise
+        storage = _storage_failure(exc)
+        if storage is not None:
+            print(f"jointopt: error: {storage}; completed trials are kept{_resume_hint(args, 'when it is back')}",
+                  file=sys.stderr)
+            return 1
         print(f"jointopt: error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 1
@@ -85,10 +90,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _resume_hint(args) -> str:
+def _resume_hint(args, when: str = "") -> str:
     if getattr(args, "command", None) == "search" and getattr(args, "out", None):
-        return f"; the interrupted trial is retried by `jointopt search --out {args.out} --resume`"
+        return f"; {when + ', ' if when else ''}the interrupted trial is retried by `jointopt search --out {args.out} --resume`"
     return ""
+
+
+def _storage_failure(exc: BaseException) -> Optional[str]:
+    """What failed, when ``exc`` is the study's database failing under a running command (a server that
+    stopped, a dropped connection), named by its root cause rather than Optuna's generic commit message."""
+    optuna, sqlalchemy = sys.modules.get("optuna"), sys.modules.get("sqlalchemy")
+    kinds = tuple(kind for kind in (getattr(getattr(optuna, "exceptions", None), "StorageInternalError", None),
+                                    getattr(getattr(sqlalchemy, "exc", None), "DBAPIError", None)) if kind is not None)
+    if not kinds or not isinstance(exc, kinds):
+        return None
+    root, seen = exc, set()
+    while (root.__cause__ or root.__context__) is not None and id(root) not in seen:
+        seen.add(id(root))
+        root = root.__cause__ or root.__context__
+    first = (str(root).strip().splitlines() or [type(root).__name__])[0]
+    return f"the study's database failed ({type(root).__name__}: {first[:200]})"
 
 
 if __name__ == "__main__":

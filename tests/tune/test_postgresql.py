@@ -5,6 +5,7 @@ as a non-root user (initdb refuses root), and stops it afterwards. Where the ser
 Python driver are missing the test is skipped with the reason.
 """
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -30,7 +31,7 @@ def _server_binaries():
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres():
     import importlib.util
 
     if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is None:
@@ -61,11 +62,27 @@ def postgres_url():
         why = (made.stderr if made.returncode != 0 else started.stderr + started.stdout).strip().splitlines()
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"the PostgreSQL server did not start: {why[-1] if why else 'no message'}")
+    server = Server(f"postgresql://jointopt@127.0.0.1:{port}/postgres",  # the URL as users write it: no driver named
+                    stop=lambda: run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"),
+                    start=lambda: run(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60",
+                                      "-o", f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off", "start"))
     try:
-        yield f"postgresql://jointopt@127.0.0.1:{port}/postgres"  # the URL as users write it: no driver named
+        yield server
     finally:
-        run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres):
+    return postgres.url
+
+
+class Server:
+    """The test's PostgreSQL server: its URL, and stop/start to take the database away and back."""
+
+    def __init__(self, url, stop, start):
+        self.url, self.stop, self.start = url, stop, start
 
 
 def test_three_workers_on_postgresql(postgres_url, tiny_config, tmp_path):
@@ -105,3 +122,48 @@ def test_three_workers_on_postgresql(postgres_url, tiny_config, tmp_path):
     assert refused.returncode == 1
     assert "search.epochs: study 1, this worker 3" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "late").exists()
+
+
+def test_a_database_that_goes_away_mid_trial(postgres, tiny_config, tmp_path):
+    """The server stops while a trial runs (ordered by a named point, not a timer): the worker ends with
+    one line, exit 1, and once the database is back `--resume` records the trial it had finished
+    (its result.json is complete) instead of losing or re-running it, then completes the study."""
+    import time
+
+    config = tiny_config.override(["tuner.trials=2", "tuner.baselines=[]", "warmup.epochs=1", "search.epochs=2",
+                                   "tuner.study_name=goes_away"])
+    config_file = tmp_path / "study.yaml"
+    config_file.write_text(config.to_yaml())
+    run, go = tmp_path / "run", tmp_path / "go"
+    command = [sys.executable, "-m", "jointopt", "search", "--config", str(config_file), "--out", str(run),
+               "--storage", postgres.url, "--no-tensorboard", "--quiet"]
+    worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, JOINTOPT_HOLD=f"checkpoint_written@0:{go}"))
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "trials/0/checkpoint.pt").exists() and worker.poll() is None:
+        time.sleep(0.05)
+    assert (run / "trials/0/checkpoint.pt").exists(), worker.communicate()
+    postgres.stop()  # the worker holds at the checkpoint of trial 0's first epoch meanwhile
+    try:
+        go.touch()
+        out, err = worker.communicate(timeout=300)
+    finally:
+        assert postgres.start().returncode == 0
+    assert worker.returncode == 1, (out, err)
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("jointopt: error: the study's database failed ("), err
+    assert last.endswith(f"the interrupted trial is retried by `jointopt search --out {run} --resume`"), last
+    assert (run / "trials/0/result.json").exists()  # written before the study could be told
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+
+    import optuna
+
+    from jointopt.tune.storage import database_url
+
+    study = optuna.load_study(study_name="goes_away", storage=database_url(postgres.url))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 2 and "RUNNING" not in states, states
+    assert study.trials[0].state.name == "COMPLETE"  # recorded as it was, not run again
+    assert study.trials[0].values[0] == json.loads((run / "trials/0/result.json").read_text())["val_acc"]
+    assert "had finished when its worker stopped" in (run / "search.log").read_text()

@@ -7,7 +7,10 @@ child process and sends it every event, pickled, through a queue; on a machine w
 the figures are drawn while the next epoch trains. ``close()`` waits until the child has handled
 every event and closed the listener, so the files are complete when the study returns.
 
-The child stops by itself when the parent process is gone (killed), so it never lingers.
+The child stops by itself when the parent process is gone (killed), so it never lingers. It is
+started at the first event (a command refused before its study starts never starts one) with
+SIGINT ignored: Ctrl-C in a terminal reaches the whole process group, and the study's process, which
+handles it, closes the child; the child itself never prints a KeyboardInterrupt traceback.
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ import multiprocessing as mp
 import os
 import pickle
 import queue as queue_module
+import signal
 import sys
+import threading
 import warnings
 from typing import Any, Callable
 
@@ -61,18 +66,34 @@ class BackgroundListener:
         self._events = context.Queue()
         self._process = context.Process(target=_serve, args=(self._events, factory, args, kwargs, os.getpid()),
                                         name=f"jointopt-{getattr(factory, '__name__', 'listener')}", daemon=True)
-        self._process.start()
-        self._closed = False
+        self._started = self._closed = False
+
+    def _start(self) -> None:
+        """Start the child with SIGINT ignored (inherited through the spawn; Python keeps it ignored)."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self._process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        self._started = True
 
     def __call__(self, event) -> None:
         if self._closed:
             raise RuntimeError("the background listener is closed")
-        self._events.put(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+        blob = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)  # an unpicklable event raises here
+        if not self._started:
+            self._start()
+        self._events.put(blob)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if not self._started:  # no event came: no child was started
+            self._events.close()
+            return
         self._events.put(None)
         self._process.join(CLOSE_TIMEOUT_S)
         if self._process.is_alive():

@@ -332,6 +332,9 @@ class Study:
         """
         try:
             return self._run()
+        except BaseException:
+            self.bus.close()  # interrupted or failed: the listeners still finish their files (finish() closes otherwise)
+            raise
         finally:
             self.live.release()  # the study is no longer being run by this process
 

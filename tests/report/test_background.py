@@ -45,9 +45,51 @@ def test_an_unpicklable_event_fails_in_the_studys_process(tmp_path):
     try:
         with pytest.raises(Exception):
             listener(Event("epoch", data={"lock": threading.Lock()}))
+        listener(Event("epoch", data={"i": 1}))  # the listener goes on
     finally:
         listener.close()
-    assert json.loads((tmp_path / "seen.json").read_text()) == []
+    assert json.loads((tmp_path / "seen.json").read_text()) == [["epoch", None, 1]]
+
+
+def test_no_event_no_child(tmp_path, monkeypatch):
+    """A command refused before its study starts never starts (or leaves) a child process."""
+    import multiprocessing
+
+    started = []
+    monkeypatch.setattr(multiprocessing.get_context("spawn").Process, "start", lambda self: started.append(self.name))
+    BackgroundListener(Recorder, tmp_path / "seen.json").close()
+    assert started == [] and not (tmp_path / "seen.json").exists()
+
+
+def test_ctrl_c_in_a_terminal_is_one_line_with_tensorboard_on(tmp_path):
+    """Ctrl-C reaches the whole process group, the TensorBoard child included: the study's process
+    says one line and exits 130, the child prints nothing and has finished its files. Ordered by a
+    named point: the study holds at trial 0's first checkpoint (a file that never appears)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tiny import tiny_config
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(tiny_config(tuner={"trials": 1, "baselines": []}).to_yaml())
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jointopt", "search", "--config", str(config), "--out",
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            env=dict(os.environ, JOINTOPT_HOLD=f"checkpoint_written@0:{tmp_path / 'never'}"))
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "trials/0/checkpoint.pt").exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert (run / "trials/0/checkpoint.pt").exists(), proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("jointopt: interrupted; completed trials are kept"), err
+    assert list((run / "tb" / "warmup").glob("events.out.tfevents.*"))  # the child finished its files
 
 
 def test_the_cli_draws_tensorboard_in_a_child_process(tmp_path, monkeypatch):

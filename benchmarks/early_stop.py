@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: s
 import argparse
 import datetime
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -31,21 +30,12 @@ from pathlib import Path
 from typing import List, Optional
 
 try:
-    from .front import BENCHES, analyse, log_timing, machine, schedule
+    from .front import BENCHES, analyse, log_timing, machine, schedule, share_warmup
 except ImportError:  # run as a script
-    from front import BENCHES, analyse, log_timing, machine, schedule
+    from front import BENCHES, analyse, log_timing, machine, schedule, share_warmup
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-
-
-def share(shared: Path, run_dir: Path) -> None:
-    """Give ``run_dir`` the warm-up network and the uniform baselines of ``shared`` (same config)."""
-    (run_dir / "warmup").mkdir(parents=True, exist_ok=True)
-    for file in (shared / "warmup").glob("*.*"):
-        if file.suffix in (".pt", ".json"):
-            shutil.copy2(file, run_dir / "warmup" / file.name)
-    shutil.copy2(shared / "baselines.json", run_dir / "baselines.json")
 
 
 def base_config(bench: str, args):
@@ -150,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     procs = {}
     t0 = time.time()
     for name, on in (("off", False), ("on", True)):
-        share(shared, runs / name)
+        share_warmup(shared, runs / name)
         procs[name] = search(config_file, runs / name, on, threads)
         print(f"[early_stop] {args.bench}: early stop {name} in {runs / name} ({threads} threads)", file=sys.stderr)
     for name, proc in procs.items():

@@ -236,6 +236,18 @@ def kws_root(data_dir: Optional[str], speakers: int) -> Path:
     return root
 
 
+def share_warmup(shared: Path, run_dir: Path) -> None:
+    """Give ``run_dir`` the warm-up network and uniform baselines of the study in ``shared`` (same config
+    and seed): a study made there then trains neither again (benchmarks that compare studies)."""
+    import shutil
+
+    (run_dir / "warmup").mkdir(parents=True, exist_ok=True)
+    for file in (shared / "warmup").glob("*.*"):
+        if file.suffix in (".pt", ".json"):
+            shutil.copy2(file, run_dir / "warmup" / file.name)
+    shutil.copy2(shared / "baselines.json", run_dir / "baselines.json")
+
+
 def run_bench(name: str, args, seed: int = 0) -> dict:
     import torch
 

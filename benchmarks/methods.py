@@ -29,16 +29,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: s
 import argparse
 import datetime
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 try:  # run as part of the benchmarks package, or as a script
-    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule
+    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup
 except ImportError:
-    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule
+    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -75,11 +74,7 @@ def run_method(bench: str, method: str, args, shared: Optional[Path], stamp: str
     config = config.override(extra) if extra else config
     run_dir = Path(args.runs) / f"{bench}-seed{args.seed}-{stamp}" / method
     if shared is not None:  # the warm-up network and the uniform baselines of the first method's study
-        (run_dir / "warmup").mkdir(parents=True, exist_ok=True)
-        for file in (shared / "warmup").glob("*.*"):
-            if file.suffix in (".pt", ".json"):
-                shutil.copy2(file, run_dir / "warmup" / file.name)
-        shutil.copy2(shared / "baselines.json", run_dir / "baselines.json")
+        share_warmup(shared, run_dir)
     timer = Timer()
     started = datetime.datetime.now(datetime.timezone.utc)
     print(f"[{bench}] {method}: {config.tuner.trials} trials in {run_dir}", file=sys.stderr, flush=True)

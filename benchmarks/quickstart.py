@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 try:  # run as part of the benchmarks package, or as a script
     from ._machine import cpu_model
@@ -112,19 +112,25 @@ def command() -> List[str]:
     return [exe, "search"] if exe else [sys.executable, "-m", "jointopt", "search"]
 
 
-def run_once(folder: Path) -> dict:
+def run_once(folder: Path, extra: Sequence[str] = ()) -> dict:
     run = folder / "run"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     wall = time.perf_counter()
-    proc = subprocess.run(command() + ["--out", str(run)], capture_output=True, text=True)
+    proc = subprocess.run(command() + ["--out", str(run), *extra], capture_output=True, text=True)
     wall = time.perf_counter() - wall
     ended = time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"jointopt search failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    events = parse_log(run / "search.log", datetime.date.fromtimestamp(started))
     front = json.loads((run / "front.json").read_text())
+    if extra:  # several processes write the log: only the wall time and the front are compared
+        from front import analyse
+
+        return {"wall_s": wall, "extra": list(extra), "trials": len(front.get("results", [])),
+                "front_points": len(front.get("front", [])),
+                "hypervolume_val": analyse(front)["hypervolume"]["front_val"]}
+    events = parse_log(run / "search.log", datetime.date.fromtimestamp(started))
     return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "phases": phases(events, started, ended), "front_points": len(front.get("front", [])),
             "trials": len(front.get("results", [])), "stdout_tail": proc.stdout.splitlines()[-3:]}
@@ -228,13 +234,59 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_workers(args, argv) -> int:
+    """The README's command with one process against ``--workers N`` processes on one study, alternately."""
+    import statistics
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    runs: dict = {"1": [], str(args.workers): []}
+    with tempfile.TemporaryDirectory(prefix="jointopt-quickstart-workers-") as tmp:
+        for i in range(args.repeats):
+            for key, extra in (("1", ["--threads", str(os.cpu_count() or 1)]), (str(args.workers),
+                                                                                 ["--workers", str(args.workers)])):
+                folder = Path(tmp) / f"{key}-{i}"
+                folder.mkdir()
+                runs[key].append(run_once(folder, extra))
+                print(f"{key} worker(s), run {i + 1}: {runs[key][-1]['wall_s']:.1f} s", file=sys.stderr)
+    med = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
+    n = str(args.workers)
+    lines = ["# Quickstart: one process vs several workers on one study", "",
+             f"- command: `python -m benchmarks quickstart {' '.join(argv if argv is not None else sys.argv[1:])}`",
+             f"- date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, {cpu_model()}, "
+             f"{os.cpu_count()} logical CPUs, load before {load_before}, after {[round(v, 2) for v in os.getloadavg()]}",
+             f"- `jointopt search` (all cores in one process) against `jointopt search --workers {n}` (cores shared "
+             "out, one warm-up), alternately", "",
+             "| processes | wall time (median) | runs | trials | front points | hypervolume val |",
+             "|---|---:|---|---:|---:|---:|"]
+    for key, rows in runs.items():
+        walls = ", ".join(f"{r['wall_s']:.1f}" for r in rows)
+        lines.append(f"| {key} | {med[key]:.1f} s | {walls} | "
+                     f"{rows[-1]['trials']} | {rows[-1]['front_points']} | {rows[-1]['hypervolume_val']:.3f} |")
+    lines += ["", f"`--workers {n}` takes **{med[n] / med['1']:.2f}×** the wall time of one process.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.out != "-":
+        from jointopt._files import atomic_write_text
+
+        out = Path(args.out)
+        atomic_write_text(out / "quickstart_workers.json", json.dumps({"runs": runs, "median_s": med}, indent=1) + "\n")
+        atomic_write_text(out / "quickstart_workers.md", text)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks quickstart", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1, help="runs of the command (the median is reported)")
     parser.add_argument("--float-steps", type=int, default=200, help="float steps per timed repetition")
     parser.add_argument("--float-repeats", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS), help="folder for quickstart.json/.md ('-': print only)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="instead: time the command with and without --workers N, alternately, --repeats times "
+                             "each (results in quickstart_workers.json/.md)")
     args = parser.parse_args(argv)
+    if args.workers:
+        return compare_workers(args, argv)
     load_before = [round(v, 2) for v in os.getloadavg()]
     runs = []
     with tempfile.TemporaryDirectory(prefix="jointopt-quickstart-") as tmp:

@@ -55,3 +55,31 @@ def test_the_benchmark_list_names_every_benchmark():
     out = subprocess.run([sys.executable, "-m", "benchmarks"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in ("overhead", "export_latency", "fashion_mnist_float", "front", "paper"):
         assert name in out
+
+
+def test_analyse_keeps_collapsed_and_stopped_trials_off_the_front_figures():
+    baselines = {"w8": {"val_acc": 90.0, "test_acc": 89.0, "costs": {"memory": 100.0}}}
+    good = {**_result(0, 89.6, 88.0, 50.0), "params": {"lambda": 1.0}}
+    stopped = {**_result(1, 89.8, 88.0, 10.0), "params": {"lambda": 4.0}, "stopped_early": "dominated"}
+    summary = {"target": "memory", "results": [good, stopped], "front": [good], "baselines": baselines}
+    out = analyse(summary)
+    assert out["trials"] == 2
+    assert out["iso_accuracy"]["w8"]["val"]["trial"] == 0  # not the stopped trial, though smaller
+    assert out["hypervolume"]["front_val"] == pytest.approx(analyse({**summary, "results": [good]})
+                                                            ["hypervolume"]["front_val"])
+
+
+def test_early_stop_benchmark_runs_both_studies_side_by_side(tmp_path):
+    """`python -m benchmarks early_stop` on a tiny quickstart: the shared warm-up, the two studies, the table."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "early_stop", "--bench", "quickstart", "--trials", "2",
+                           "--set", "search.epochs=2", "--set", "warmup.epochs=1", "--set", "finetune.epochs=1",
+                           "--set", "data.limit_train=320", "--set", "tuner.baselines=[8]",
+                           "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (tmp_path / "results" / "early_stop_quickstart.md").read_text()
+    assert "| off |" in text and "| on |" in text and "the time without" in text
+    runs = next((tmp_path / "runs").iterdir())
+    for name in ("off", "on"):
+        log = (runs / name / "search.log").read_text()
+        assert "warmup_cached" in log and "phase_start phase=warmup" not in log  # shared, not trained again

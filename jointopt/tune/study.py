@@ -1,7 +1,6 @@
 """The study: warm-up once, many trials tuned by Optuna, the Pareto front of frozen networks."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -18,7 +17,7 @@ from ..results import SUMMARY_FIELDS, BaselineResult, StudyResult, TrialResult
 from ..train import EventBus, TrialRunner, evaluate, load_checkpoint, save_checkpoint, train_float
 from ..train.faults import fault_point
 from ..train.phases import CHECKPOINT, cost_names, describe_frozen
-from .._files import LiveMark, atomic_write_text, file_lock, is_live
+from .._files import atomic_write_text, file_lock
 from ..space import SearchSpace
 from . import rundir
 from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
@@ -105,79 +104,18 @@ class Study:
 
     # -- run directory ----------------------------------------------------------------------------
     def _prepare_dir(self) -> None:
-        """Check the inputs, then make (or join) the run directory and write its ``config.yaml``.
+        """Check the inputs, then make or join the run directory (:func:`jointopt.tune.opening.open_run_dir`)."""
+        from .opening import open_run_dir
 
-        Several workers may be started at the same moment with the same command: under one lock the
-        first creates the study, and each later one, finding it being run by a live worker with the
-        same configuration, joins it (waiting for the warm-up like any worker). A study nobody is running
-        is only continued with ``--resume``; a different configuration is refused with the keys named.
-        """
-        created = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with file_lock(self.run_dir / rundir.PREPARE_LOCK):
-                self._prepare_locked()
-        except BaseException:
-            if created and not (self.run_dir / rundir.CONFIG).exists():  # nothing left to block a rerun
-                (self.run_dir / rundir.PREPARE_LOCK).unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    self.run_dir.rmdir()
-            raise
+        def preflight():  # the data set loads, the model converts, every cost model passes its checks
+            from .preflight import preflight as check
 
-    def _prepare_locked(self) -> None:
-        config_path = self.run_dir / rundir.CONFIG
-        exists = config_path.exists()
-        if exists and not self.resume:
-            self._join_live(config_path)
-        if self.resume and not exists and not self.shared:  # a shared storage's study is joined from a new folder
-            raise ConfigError(f"--resume: {str(self.run_dir)!r} holds no study (no {rundir.CONFIG}); start one with --out")
-        if self.shared:  # before anything is written: the database is reachable and its study has our config
-            from .storage import refuse_mismatch
+            self._dataset = load_dataset(self.config)
+            check(self.config, self._dataset)
 
-            refuse_mismatch(self.storage_url, self.config.tuner.study_name, self.config)
-        self._preflight()  # before config.yaml: a wrong model, data set or cost model leaves nothing to block a rerun
-        if exists:
-            saved = Config.from_yaml(config_path)
-            if saved.to_dict() != self.config.to_dict():
-                changed = [k for k, v in self.config.to_dict().items() if saved.to_dict().get(k) != v]
-                only_trials = set(changed) <= {"tuner", "device", "threads"} and \
-                    {k for k, v in self.config.tuner.__dict__.items() if getattr(saved.tuner, k) != v} <= {"trials"}
-                if not only_trials:
-                    raise ConfigError(f"--resume: the configuration differs from the one in {str(config_path)!r} "
-                                      f"(sections: {', '.join(changed)}); resume without --config/overrides, "
-                                      "or start a new run directory")
-        self.layout.write_config(self.config)
-        self.live = LiveMark(self.run_dir / rundir.LIVE).hold()  # later workers see a study being run
-        env = rundir.environment(self.config, self.argv)
-        env_path = self.run_dir / rundir.ENVIRONMENT
-        if env_path.exists():
-            previous = json.loads(env_path.read_text())
-            env["resumed"] = previous.get("resumed", []) + [env["started"]]
-            env["started"] = previous.get("started", env["started"])
-        rundir.write_json(env_path, env)
-
-    def _join_live(self, config_path: Path) -> None:
-        """A run directory that already holds a study, met without ``--resume``: join it when a live
-        worker is running it with this configuration (workers started together); refuse otherwise."""
-        if not is_live(self.run_dir / rundir.LIVE):
-            raise ConfigError(f"run directory {str(self.run_dir)!r} already holds a study; pass --resume to continue it "
-                              "or --out NEW_DIR to start another")
-        from .storage import config_differences
-
-        differ = config_differences(self.config.to_dict(), Config.from_yaml(config_path).to_dict())
-        if differ:
-            raise ConfigError(f"run directory {str(self.run_dir)!r} holds a study another worker is running with a "
-                              f"different configuration ({', '.join(differ[:8])}); give this worker the same "
-                              "--config and --set, or --out NEW_DIR")
-        self.resume = True  # joined: from here on, like a worker started with --resume
-
-    def _preflight(self) -> None:
-        """The data set loads, the model converts and every cost model passes its conformance checks on
-        the study's own network (:mod:`jointopt.tune.preflight`): seconds, before any training."""
-        from .preflight import preflight
-
-        self._dataset = load_dataset(self.config)
-        preflight(self.config, self._dataset)
+        opened = open_run_dir(self.layout, self.config, resume=self.resume, shared=self.shared,
+                              storage_url=self.storage_url, argv=self.argv, preflight=preflight)
+        self.resume, self.live = opened.resume, opened.live
 
     # -- optuna -----------------------------------------------------------------------------------
     def _storage(self):

@@ -99,6 +99,9 @@ def render(record: dict) -> str:
                   f"({t_on / 60:.1f} vs {t_off / 60:.1f} min; the issue's goal: ≤ 0.60× with the same front within "
                   f"noise). Hypervolume on − off: {on['analysis']['hypervolume']['front_val'] - off['analysis']['hypervolume']['front_val']:+.3f} "
                   "(validation).", ""]
+    off_front = len(off["analysis"]["front"])
+    lines += [f"Without early stopping {off['analysis']['trials'] - off_front} of {off['analysis']['trials']} trials ended "
+              "off the front: at most those trials' time could have been saved without losing a front point.", ""]
     if on["stopped"]:
         lines += ["Stopped trials:", ""] + [f"- trial {s['trial']} (λ={s['lambda']:.3g}, {s['time_s']:.0f} s): "
                                             f"{s['reason']}" for s in on["stopped"]] + [""]

@@ -112,7 +112,7 @@ def command() -> List[str]:
     return [exe, "search"] if exe else [sys.executable, "-m", "jointopt", "search"]
 
 
-def run_once(folder: Path, extra: Sequence[str] = ()) -> dict:
+def run_once(folder: Path, extra: Sequence[str] = (), brief: bool = False) -> dict:
     run = folder / "run"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
@@ -124,7 +124,7 @@ def run_once(folder: Path, extra: Sequence[str] = ()) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"jointopt search failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     front = json.loads((run / "front.json").read_text())
-    if extra:  # several processes write the log: only the wall time and the front are compared
+    if brief:  # several processes may write the log: only the wall time and the front are compared
         from front import analyse
 
         return {"wall_s": wall, "extra": list(extra), "trials": len(front.get("results", [])),
@@ -243,11 +243,10 @@ def compare_workers(args, argv) -> int:
     runs: dict = {"1": [], str(args.workers): []}
     with tempfile.TemporaryDirectory(prefix="jointopt-quickstart-workers-") as tmp:
         for i in range(args.repeats):
-            for key, extra in (("1", ["--threads", str(os.cpu_count() or 1)]), (str(args.workers),
-                                                                                 ["--workers", str(args.workers)])):
+            for key, extra in (("1", []), (str(args.workers), ["--workers", str(args.workers)])):
                 folder = Path(tmp) / f"{key}-{i}"
                 folder.mkdir()
-                runs[key].append(run_once(folder, extra))
+                runs[key].append(run_once(folder, extra, brief=True))
                 print(f"{key} worker(s), run {i + 1}: {runs[key][-1]['wall_s']:.1f} s", file=sys.stderr)
     med = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
     n = str(args.workers)
@@ -255,8 +254,8 @@ def compare_workers(args, argv) -> int:
              f"- command: `python -m benchmarks quickstart {' '.join(argv if argv is not None else sys.argv[1:])}`",
              f"- date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, {cpu_model()}, "
              f"{os.cpu_count()} logical CPUs, load before {load_before}, after {[round(v, 2) for v in os.getloadavg()]}",
-             f"- `jointopt search` (all cores in one process) against `jointopt search --workers {n}` (cores shared "
-             "out, one warm-up), alternately", "",
+             f"- `jointopt search` (one process, its config's threads) against `jointopt search --workers {n}` "
+             "(the cores shared out, one warm-up), alternately", "",
              "| processes | wall time (median) | runs | trials | front points | hypervolume val |",
              "|---|---:|---|---:|---:|---:|"]
     for key, rows in runs.items():

@@ -26,7 +26,7 @@ from .checkpoint import save_checkpoint
 from ._losses import StepLosses, read_interval
 from .events import EventBus
 from .faults import fault_point
-from .schedule import SearchSchedule, selector_entropy, selector_optimizer
+from .schedule import SearchSchedule, fused_adam, selector_entropy, selector_optimizer
 
 
 @torch.no_grad()
@@ -87,7 +87,7 @@ def train_float(model: nn.Module, dataset, config: Config, bus: EventBus, device
     generator = torch.Generator().manual_seed(seed)
     if phase.epochs == 0:
         return model, evaluate(model, dataset, "val", config.data.eval_batch_size, device)[0]
-    opt = torch.optim.Adam(model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
+    opt = fused_adam(model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, phase.lr_decay)
     stop = _EarlyStop(phase.patience, higher_is_better=True)
     bus.emit("phase_start", trial, "warmup", epochs=phase.epochs, steps=steps_per_epoch(dataset, config, phase))
@@ -162,7 +162,7 @@ def adam(model: nn.Module, phase: PhaseConfig, exclude=frozenset()) -> torch.opt
         if p.requires_grad and id(p) not in exclude:
             (plain if name.rsplit(".", 1)[-1] in QUANTIZER_PARAMETERS else decay).append(p)
     groups = [{"params": decay, "weight_decay": phase.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.Adam([g for g in groups if g["params"]], lr=phase.lr)
+    return fused_adam([g for g in groups if g["params"]], lr=phase.lr)
 
 
 def _distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

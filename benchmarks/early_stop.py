@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import List, Optional
 
 try:
-    from .front import BENCHES, analyse, log_timing, machine, schedule, share_warmup
+    from .front import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
 except ImportError:  # run as a script
-    from front import BENCHES, analyse, log_timing, machine, schedule, share_warmup
+    from front import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -154,10 +154,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     stem = "early_stop" if args.bench == "fashion_mnist" else f"early_stop_{args.bench}"
-    from jointopt._files import atomic_write_text
-
-    atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=1, default=str) + "\n")
-    atomic_write_text(out / f"{stem}.md", render(record))
+    write_results(out, stem, record, render(record))
     print(render(record))
     return 0
 

@@ -664,10 +664,15 @@ def _store(record: dict, result: dict) -> None:
 
 
 def _write(out: Path, record: dict) -> None:
+    write_results(out, "front", record, render(record), indent=2)
+
+
+def write_results(out: Path, stem: str, record: dict, text: str, indent: int = 1) -> None:
+    """A benchmark's results: ``out/<stem>.json`` (the record) and ``out/<stem>.md`` (its table), atomically."""
     from jointopt._files import atomic_write_text
 
-    atomic_write_text(out / "front.json", json.dumps(record, indent=2, default=str) + "\n")
-    atomic_write_text(out / "front.md", render(record))
+    atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=indent, default=str) + "\n")
+    atomic_write_text(out / f"{stem}.md", text)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 try:  # run as part of the benchmarks package, or as a script
-    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup
+    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup, \
+        write_results
 except ImportError:
-    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup
+    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup, \
+        write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -244,10 +246,7 @@ def main(argv=None) -> int:
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
         record["benches"][bench] = result
         record["wall_s"] = time.time() - t0
-        from jointopt._files import atomic_write_text
-
-        atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=1, default=str) + "\n")
-        atomic_write_text(out / f"{stem}.md", render(record))
+        write_results(out, stem, record, render(record))
     print(render(record))
     return 0
 

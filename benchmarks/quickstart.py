@@ -38,8 +38,10 @@ from typing import Dict, List, Optional, Sequence
 
 try:  # run as part of the benchmarks package, or as a script
     from ._machine import cpu_model
+    from .front import analyse, write_results
 except ImportError:
     from _machine import cpu_model
+    from front import analyse, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -125,8 +127,6 @@ def run_once(folder: Path, extra: Sequence[str] = (), brief: bool = False) -> di
         raise SystemExit(f"jointopt search failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     front = json.loads((run / "front.json").read_text())
     if brief:  # several processes may write the log: only the wall time and the front are compared
-        from front import analyse
-
         return {"wall_s": wall, "extra": list(extra), "trials": len(front.get("results", [])),
                 "front_points": len(front.get("front", [])),
                 "hypervolume_val": analyse(front)["hypervolume"]["front_val"]}
@@ -238,7 +238,6 @@ def compare_workers(args, argv) -> int:
     """The README's command with one process against ``--workers N`` processes on one study, alternately."""
     import statistics
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     load_before = [round(v, 2) for v in os.getloadavg()]
     runs: dict = {"1": [], str(args.workers): []}
     with tempfile.TemporaryDirectory(prefix="jointopt-quickstart-workers-") as tmp:
@@ -266,11 +265,7 @@ def compare_workers(args, argv) -> int:
     text = "\n".join(lines)
     print(text)
     if args.out != "-":
-        from jointopt._files import atomic_write_text
-
-        out = Path(args.out)
-        atomic_write_text(out / "quickstart_workers.json", json.dumps({"runs": runs, "median_s": med}, indent=1) + "\n")
-        atomic_write_text(out / "quickstart_workers.md", text)
+        write_results(Path(args.out), "quickstart_workers", {"runs": runs, "median_s": med}, text)
     return 0
 
 
@@ -312,11 +307,7 @@ def main(argv=None) -> int:
     text = render(record)
     print(text)
     if args.out != "-":
-        from jointopt._files import atomic_write_text
-
-        out = Path(args.out)
-        atomic_write_text(out / "quickstart.json", json.dumps(record, indent=1, default=str) + "\n")
-        atomic_write_text(out / "quickstart.md", text)
+        write_results(Path(args.out), "quickstart", record, text)
     return 0
 
 

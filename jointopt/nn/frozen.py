@@ -8,6 +8,7 @@ from torch import nn
 
 from ..cost import LayerStats
 from ..quant import act_levels, init_step, quantize_activation, quantize_weight
+from ..quant._weights import WeightGrid, weight_grid
 from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op
 
@@ -46,12 +47,22 @@ class FrozenLayer(nn.Module):
         self.weight_bits = tuple(weight_bits)  # the search's candidate widths, for cost statistics
         self.act_choices = tuple(act_choices) or (self.act_bits,)
         self.quantize = True
+        self._grid: Optional[Tuple[tuple, WeightGrid]] = None  # (what it was built for, the grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quantize:
             return run_op(self.geometry, x, self.weight, self.bias)
         x = quantize_activation(x, self.act_clip, (self.act_bits,), None, self.act_signed)
-        return run_op(self.geometry, x, quantize_weight(self.weight, self.bits, self.log_step), self.bias)
+        return run_op(self.geometry, x, quantize_weight(self.weight, self.bits, self.log_step, self.grid()), self.bias)
+
+    def grid(self) -> WeightGrid:
+        """The weight grid of ``bits``, rebuilt only when the bits (the tensor or its contents), the
+        weight's dtype, device or shape change: a fine-tuning step does not rebuild it."""
+        key = (self.bits, self.bits._version, self.weight.dtype, self.weight.device, self.weight.shape)
+        cached = self._grid
+        if cached is None or cached[0][0] is not key[0] or cached[0][1:] != key[1:]:
+            self._grid = cached = (key, weight_grid(self.bits, self.weight))
+        return cached[1]
 
     def weight_codes(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Integer weight codes [C, ...] (int32) and per-channel steps [C]; the forward uses codes · step."""

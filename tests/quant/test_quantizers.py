@@ -124,3 +124,34 @@ def test_pact_clip_gradient_and_straight_through(signed):
     assert torch.allclose(y, 0.3 * q2 + 0.7 * q8, atol=1e-6)
     y.backward(upstream)
     assert torch.allclose(probs.grad, torch.stack([(upstream * q2).sum(), (upstream * q8).sum()]), atol=1e-5)
+
+
+def test_a_frozen_layers_grid_follows_its_bits():
+    """FrozenLayer keeps its weight grid between steps; changing the bits (in place or a new tensor)
+    or the weight's dtype rebuilds it, so the forward is always quantize_weight at the current bits."""
+    from jointopt.nn._op import LayerGeometry
+    from jointopt.nn.frozen import FrozenLayer
+
+    torch.manual_seed(0)
+    geometry = LayerGeometry("linear", 6, 4)
+    layer = FrozenLayer(geometry, torch.randn(4, 6), None, torch.tensor([8, 8, 4, 2]), 8, True, 4.0, (2, 4, 8))
+    x = torch.randn(3, 6)
+    xq = quantize_activation(x, layer.act_clip.detach(), (8,), None, True)
+
+    def expected():
+        return xq @ quantize_weight(layer.weight.detach(), layer.bits, layer.log_step.detach()).t()
+
+    def got():
+        with torch.no_grad():
+            return layer(x)
+
+    assert torch.allclose(got(), expected(), rtol=0, atol=1e-6)
+    grid = layer.grid()
+    assert layer.grid() is grid  # kept between steps
+    layer.bits[1] = 0  # in place: channel 1 pruned
+    assert layer.grid() is not grid and layer.grid().live is not None
+    assert torch.equal(got()[:, 1], torch.zeros(3)) and torch.allclose(got(), expected(), rtol=0, atol=1e-6)
+    layer.bits = torch.tensor([2, 2, 2, 2])  # a new tensor
+    assert layer.grid().live is None and torch.equal(layer.grid().hi.flatten(), torch.ones(4))
+    layer.double()
+    assert layer.grid().lo.dtype == torch.float64

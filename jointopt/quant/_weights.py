@@ -16,9 +16,10 @@ untrained network already quantizes well: measured on the quickstart's warm-up n
 relative squared error of its convolutions at 2 bits drops from 0.62-0.65 (symmetric max scale,
 ternary) to about 0.12, at 4 bits from 0.015 to 0.010.
 
-``_codes`` is the one place where codes are computed: the fake-quantized forward pass, the frozen
-network's :meth:`weight_codes` and so every export use it, so the exported codes and steps are what
-was trained, to the bit.
+``_codes`` computes the codes of a fixed allocation: the frozen network's fake-quantized forward
+pass and its :meth:`weight_codes` (and so every export) use it, so the exported codes and steps are
+what was fine-tuned, to the bit. The search's mixture rounds and clamps the same quotient ``W / s``,
+one width at a time.
 """
 from __future__ import annotations
 

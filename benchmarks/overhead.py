@@ -4,10 +4,11 @@ For each model, three training steps are timed on the same random batch with the
 threads, interleaved (float, joint a8, joint a2/4/8, float, ...) so that load on a shared machine
 hits them alike; the medians and their ratios are reported:
 
-* ``float`` — the original model with BatchNorm (not folded), cross-entropy, Adam.
+* ``float`` — the original model with BatchNorm (not folded), cross-entropy, Adam (fused, as every
+  phase uses it: ``jointopt.train.schedule.fused_adam``).
 * ``joint`` — the searchable network (BN folded, weights ``(0, 2, 4, 8)`` per channel, 8-bit
-  activations), soft mode: ``task + λ·cost('memory')/ref``, backward, Adam on the weights and SGD
-  (momentum 0.9) on the selectors — what ``TrialRunner.search`` does per batch.
+  activations), soft mode: ``task + λ·cost('memory')/ref``, backward, Adam on the weights and the
+  default selector optimizer (Adam) on the selectors — what ``TrialRunner.search`` does per batch.
 * ``joint_act`` — the same with activation widths searched over ``(2, 4, 8)``.
 
 Also: the time of the cost evaluation (forward inside the step; forward + backward on its own) as
@@ -60,6 +61,7 @@ class Step:
         import torch.nn.functional as F
 
         import jointopt
+        from jointopt.train.schedule import fused_adam
         from jointopt.zoo import model_info
 
         info = model_info(model_name)
@@ -71,13 +73,13 @@ class Step:
         self._F = F
         if config == "float":
             self.net = model.train()
-            self.opts = [torch.optim.Adam(self.net.parameters(), lr=1e-3)]
+            self.opts = [fused_adam(self.net.parameters(), lr=1e-3)]
             self.cost = None
             return
         space = jointopt.SearchSpace(act_bits=ACT_BITS[config])
         self.net = jointopt.convert(model.eval(), self.x, space).train().set_mode("soft")
-        self.opts = [torch.optim.Adam(list(self.net.weight_parameters()), lr=1e-3),
-                     torch.optim.SGD(list(self.net.selector_parameters()), lr=1e-2, momentum=0.9)]
+        self.opts = [fused_adam(self.net.weight_parameters(), lr=1e-3),
+                     fused_adam(self.net.selector_parameters(), lr=1e-2, betas=(0.9, 0.999))]
         self.cost = jointopt.get_cost_model("memory")
         self.ref = self.net.reference_cost(self.cost)
         self.lam = lam

@@ -1,6 +1,7 @@
 """scikit-learn's digits: shapes, value range, the fixed test split, the seeded validation split."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from jointopt.data import get_dataset
@@ -30,3 +31,19 @@ def test_digits_splits_partition_the_data_set():
     labels = torch.cat([ds.train.y, ds.val.y, ds.test.y])
     key = lambda x, y: sorted(zip(y.tolist(), map(tuple, x.tolist())))
     assert key(ours, labels) == key(original, torch.from_numpy(bunch.target))
+
+
+def test_the_bundled_csv_is_read_as_scikit_learn_reads_it(monkeypatch):
+    """read_digits reads scikit-learn's CSV without importing scikit-learn, and falls back to it."""
+    from sklearn.datasets import load_digits
+
+    from jointopt.data import _digits
+
+    assert _digits._bundled_csv() is not None  # the fast path is the one taken here
+    images, labels = _digits.read_digits()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+    assert images.dtype == bunch.images.dtype and labels.dtype == bunch.target.dtype
+    monkeypatch.setattr(_digits, "_bundled_csv", lambda: None)
+    again, again_labels = _digits.read_digits()
+    assert np.array_equal(again, images) and np.array_equal(again_labels, labels)

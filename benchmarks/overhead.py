@@ -367,6 +367,7 @@ def parse(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names (default: %(default)s)")
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--stem", default="overhead", help="file name of the results, without .json/.md (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=15, help="interleaved repetitions (medians are reported)")
     p.add_argument("--steps", type=int, default=3, help="training steps per timed repetition")
@@ -422,8 +423,8 @@ def main(argv=None) -> int:
         print(text)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overhead.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "overhead.md").write_text(text)
+    (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{args.stem}.md").write_text(text)
     print(text)
     return 0
 

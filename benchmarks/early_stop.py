@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import List, Optional
 
 try:
-    from .front import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
+    from ._studies import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
 except ImportError:  # run as a script
-    from front import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
+    from _studies import BENCHES, analyse, log_timing, machine, schedule, share_warmup, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -28,109 +28,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import datetime
 import json
-import platform
-import subprocess
 import sys
-import re
-import threading
 import time
-import types
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 try:  # run as part of the benchmarks package, or as a script
-    from ._machine import cpu_model
+    from ._studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kws_root, log_timing, machine, \
+        schedule, write_results
 except ImportError:
-    from _machine import cpu_model
+    from _studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kws_root, log_timing, machine, \
+        schedule, write_results
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 BUDGET_S = 30 * 60
-ISO_TOLERANCE = 0.5  # accuracy points
-HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
-KWS_SPEAKERS = 1000
-LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d(?:\.\d+)?) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
 
 SEEDS = (0, 1, 2)
 TARGETS = {"w8": 55.0, "w4": 25.0}  # issue 12: mean reduction at iso-accuracy (validation) over the seeds, in %
-BENCHES = {
-    "fashion_mnist": {"config": "configs/fashion_mnist_resnet8.yaml", "title": "Fashion-MNIST / ResNet-8",
-                      "targets": {"reduction_vs_w8_pct": 47.5, "beats_w4": True}},
-    "synthetic_kws": {"config": "configs/synthetic_kws_dscnn.yaml",
-                      "title": "synthetic keyword spotting (espeak-ng, a stand-in for Speech Commands) / DS-CNN",
-                      "targets": {}},
-}
 
 
-# -- analysis (also used by benchmarks/paper.py) ---------------------------------------------------
-def hypervolume(points: List[tuple], reference: tuple = HV_REFERENCE) -> float:
-    """Area dominated by ``(cost, accuracy)`` points (cost minimised, accuracy maximised) up to ``reference``."""
-    ref_cost, ref_acc = reference
-    pts = sorted((c, a) for c, a in points if c < ref_cost and a > ref_acc)
-    area, best = 0.0, ref_acc
-    for i, (c, a) in enumerate(pts):
-        best = max(best, a)
-        right = pts[i + 1][0] if i + 1 < len(pts) else ref_cost
-        area += (right - c) * (best - ref_acc)
-    return area
-
-
-def iso_accuracy(results: List[dict], baseline: dict, target: str, key: str = "val_acc",
-                 tolerance: float = ISO_TOLERANCE) -> Optional[dict]:
-    """The smallest result with ``key`` >= baseline's minus ``tolerance``; None if there is none."""
-    ok = [r for r in results if r[key] >= baseline[key] - tolerance]
-    if not ok:
-        return None
-    best = min(ok, key=lambda r: (r["costs"][target], -r[key]))
-    cost, ref = best["costs"][target], baseline["costs"][target]
-    return {"trial": best["trial"], "cost": cost, "baseline_cost": ref,
-            "reduction_pct": 100.0 * (1.0 - cost / ref), "val_acc": best["val_acc"], "test_acc": best["test_acc"],
-            "baseline_val_acc": baseline["val_acc"], "baseline_test_acc": baseline["test_acc"],
-            "test_delta": best["test_acc"] - baseline["test_acc"], "selected_on": key}
-
-
-def analyse(summary: dict) -> dict:
-    """Front, hypervolumes and iso-accuracy reductions of a study summary (``front.json``)."""
-    target, baselines = summary["target"], summary["baselines"]
-    every = summary["results"]
-    results = [r for r in every if not r.get("collapsed") and not r.get("stopped_early")]  # possible front points
-    w8 = baselines["w8"]["costs"][target]
-    front = [{"trial": r["trial"], "lambda": r["params"].get("lambda"), "val_acc": r["val_acc"],
-              "test_acc": r["test_acc"], "cost": r["costs"][target], "cost_norm": r["costs"][target] / w8,
-              "kept_fraction": r.get("kept_fraction"), "mean_bits": r.get("mean_bits"),
-              "bits_histogram": {str(k): v for k, v in r.get("bits_histogram", {}).items()},
-              "costs": r["costs"]} for r in summary["front"]]
-    uniform = {k: b for k, b in baselines.items() if k != "float" and target in b["costs"]}
-
-    def hv(rows, key):
-        return hypervolume([(r["costs"][target] / w8, r[key] / 100.0) for r in rows])
-
-    out = {"target": target, "w8_cost": w8, "front": front, "trials": len(every),
-           "hypervolume": {"reference_point": {"cost_norm": HV_REFERENCE[0], "accuracy": HV_REFERENCE[1]},
-                           "plane": "x = cost / cost(uniform w8), y = accuracy / 100",
-                           "front_val": hv(results, "val_acc"), "front_test": hv(results, "test_acc"),
-                           "uniform_val": hv(uniform.values(), "val_acc"),
-                           "uniform_test": hv(uniform.values(), "test_acc")},
-           "baselines": {k: {"val_acc": b["val_acc"], "test_acc": b["test_acc"], "cost": b["costs"].get(target),
-                             "cost_norm": b["costs"][target] / w8 if target in b["costs"] else None}
-                         for k, b in baselines.items()},
-           "iso_accuracy": {}, "relaxation": relaxation(results)}
-    for name, b in uniform.items():
-        out["iso_accuracy"][name] = {"val": iso_accuracy(results, b, target, "val_acc"),
-                                     "test_selected": iso_accuracy(results, b, target, "test_acc")}
-    return out
-
-
-def relaxation(results: List[dict]) -> Optional[dict]:
-    """Soft-hard validation gap and selector entropy at freeze time, over the trials that recorded them."""
-    rows = [r["search"] for r in results if (r.get("search") or {}).get("soft_hard_gap") is not None]
-    if not rows:
-        return None
-    gaps = [x["soft_hard_gap"] for x in rows]
-    return {"trials": len(rows), "gap_mean": sum(gaps) / len(gaps), "gap_abs_max": max(abs(g) for g in gaps),
-            "entropy_mean": sum(x["selector_entropy"] for x in rows) / len(rows)}
-
-
+# -- over the seeds ---------------------------------------------------------------------------------
 def summarise(per_seed: Dict[str, dict]) -> dict:
     """Mean and range over seeds of the figures the issue judges; a seed with no iso-accuracy trial counts as missing."""
     def stat(values):
@@ -178,76 +94,6 @@ def check_targets(analysis: dict, targets: dict) -> Dict[str, dict]:
 
 
 # -- running ----------------------------------------------------------------------------------------
-class Timer:
-    """Study listener: times the phases from the events; samples the load average meanwhile."""
-
-    def __init__(self):
-        self.t0 = time.time()
-        self.events: List[tuple] = []
-        self.load: List[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.load.append(os.getloadavg()[0])
-            self._stop.wait(15)
-
-    def __call__(self, event) -> None:
-        if event.kind in ("study_start", "phase_start", "phase_end", "warmup_cached", "baseline", "trial_start",
-                          "trial_end", "study_end"):
-            self.events.append((event.kind, event.trial, event.phase, event.time))
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def summary(self, end: float) -> dict:
-        def first(kind, trial=None, phase=None, any_trial=False):
-            return next((t for k, tr, ph, t in self.events
-                         if k == kind and (any_trial or tr == trial) and (phase is None or ph == phase)), None)
-        start = first("study_start")
-        w0, w1 = first("phase_start", None, "warmup"), first("phase_end", None, "warmup")
-        baseline_times = [t for k, *_, t in self.events if k == "baseline"]
-        trial_start = {tr: t for k, tr, _, t in self.events if k == "trial_start"}
-        trials = {tr: round(t - trial_start[tr], 1) for k, tr, _, t in self.events if k == "trial_end"}
-        first_trial = min(trial_start.values(), default=end)
-        return {"total_s": round(end - self.t0, 1),
-                "data_and_setup_s": round((start or end) - self.t0, 1),
-                "warmup_s": round(w1 - w0, 1) if w0 and w1 else 0.0,
-                "baselines_s": round((max(baseline_times) if baseline_times else first_trial) - (w1 or start or end), 1),
-                "trials_s": trials, "trials_total_s": round(sum(trials.values()), 1),
-                "trial_mean_s": round(sum(trials.values()) / max(1, len(trials)), 1),
-                "load_1min_during": {"min": round(min(self.load), 2), "mean": round(sum(self.load) / len(self.load), 2),
-                                     "max": round(max(self.load), 2), "samples": len(self.load)} if self.load else None}
-
-
-def kws_root(data_dir: Optional[str], speakers: int) -> Path:
-    """Data root holding a ``speakers``-speaker synthetic corpus; built here if missing."""
-    from jointopt.data._cache import resolve_root
-    from jointopt.data.synthetic_kws import NAME, CORPUS, generate
-
-    base = resolve_root(data_dir)
-    root = base if speakers == 100 else base / f"synthetic_kws_{speakers}spk"
-    corpus = root / NAME / CORPUS
-    if not (corpus / "testing_list.txt").is_file():
-        print(f"building the synthetic corpus ({speakers} speakers) at {corpus}", file=sys.stderr)
-        generate(corpus, speakers=speakers, jobs=2)
-    return root
-
-
-def share_warmup(shared: Path, run_dir: Path) -> None:
-    """Give ``run_dir`` the warm-up network and uniform baselines of the study in ``shared`` (same config
-    and seed): a study made there then trains neither again (benchmarks that compare studies)."""
-    import shutil
-
-    (run_dir / "warmup").mkdir(parents=True, exist_ok=True)
-    for file in (shared / "warmup").glob("*.*"):
-        if file.suffix in (".pt", ".json"):
-            shutil.copy2(file, run_dir / "warmup" / file.name)
-    shutil.copy2(shared / "baselines.json", run_dir / "baselines.json")
-
-
 def run_bench(name: str, args, seed: int = 0) -> dict:
     import torch
 
@@ -295,46 +141,6 @@ def run_bench(name: str, args, seed: int = 0) -> dict:
             "targets": check_targets(analyse(summary), spec["targets"])}
 
 
-def schedule(config) -> dict:
-    c = config
-    return {"threads": c.threads, "batch_size": c.data.batch_size, "limit_train": c.data.limit_train,
-            "val_fraction": c.data.val_fraction, "trials": c.tuner.trials, "sampler": c.tuner.sampler,
-            "lambda": [c.tuner.lambda_min, c.tuner.lambda_max], "baselines": list(c.tuner.baselines),
-            **{p: {"epochs": getattr(c, p).epochs, "max_steps": getattr(c, p).max_steps} for p in
-               ("warmup", "search", "finetune")},
-            "selector_lr": c.search.selector_lr, "temperature_decay": c.search.temperature_decay,
-            "selector_travel": c.search.selector_travel, "final_temperature": c.search.final_temperature,
-            "hard_fraction": c.search.hard_fraction, "distill": c.finetune.distill, "keep_init": c.space.keep_init,
-            "seed": c.seed}
-
-
-def log_timing(run: Path) -> Optional[dict]:
-    """Phase times of a finished run rebuilt from its ``search.log`` (1 s resolution, no load samples)."""
-    env = json.loads((run / "environment.json").read_text())
-    log = run / "search.log"
-    if not log.exists():
-        return None
-    timer = Timer()
-    timer.close()
-    start = datetime.datetime.fromisoformat(env["started"])
-    timer.t0, timer.load, day, last, end = start.timestamp(), [], start.date(), None, None
-    for line in log.read_text().splitlines():
-        match = LOG_LINE.match(line)
-        if not match:
-            continue
-        t = datetime.datetime.combine(day, datetime.time.fromisoformat(match["stamp"])).timestamp()
-        if last is not None and t < last - 43200:  # past midnight
-            day += datetime.timedelta(days=1)
-            t += 86400
-        last = t
-        fields = dict(f.split("=", 1) for f in (match["where"] or "").split())
-        trial = int(fields["trial"]) if "trial" in fields else None
-        timer(types.SimpleNamespace(kind=match["kind"], trial=trial, phase=fields.get("phase"), time=t))
-        if match["kind"] == "study_end":
-            end = t
-    return timer.summary(end) if end else None
-
-
 def from_run(path: str) -> dict:
     """Re-analyse a finished run directory (no timing: the events were not observed)."""
     from jointopt.config import Config
@@ -349,20 +155,6 @@ def from_run(path: str) -> dict:
             "timing": log_timing(run), "timing_source": "the run's search.log (1 s resolution, no load samples)",
             "analysis": analyse(summary), "targets": check_targets(analyse(summary), spec["targets"]),
             "environment": json.loads((run / "environment.json").read_text())}
-
-
-def machine() -> dict:
-    cpu = cpu_model()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "jointopt"], cwd=REPO,
-                                    capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "git_commit": commit,
-            "jointopt_uncommitted_changes": dirty}
 
 
 # -- the markdown ------------------------------------------------------------------------------------
@@ -665,14 +457,6 @@ def _store(record: dict, result: dict) -> None:
 
 def _write(out: Path, record: dict) -> None:
     write_results(out, "front", record, render(record), indent=2)
-
-
-def write_results(out: Path, stem: str, record: dict, text: str, indent: int = 1) -> None:
-    """A benchmark's results: ``out/<stem>.json`` (the record) and ``out/<stem>.md`` (its table), atomically."""
-    from jointopt._files import atomic_write_text
-
-    atomic_write_text(out / f"{stem}.json", json.dumps(record, indent=indent, default=str) + "\n")
-    atomic_write_text(out / f"{stem}.md", text)
 
 
 if __name__ == "__main__":

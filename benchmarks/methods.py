@@ -35,15 +35,14 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 try:  # run as part of the benchmarks package, or as a script
-    from .front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup, \
-        write_results
+    from ._studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kws_root, log_timing, machine, \
+        schedule, share_warmup, write_results
 except ImportError:
-    from front import BENCHES, ISO_TOLERANCE, Timer, analyse, kws_root, log_timing, machine, schedule, share_warmup, \
-        write_results
+    from _studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kws_root, log_timing, machine, \
+        schedule, share_warmup, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-KWS_SPEAKERS = 1000
 # a budget that only checks that every method runs end to end on the real data and models
 SMOKE = ["warmup.epochs=1", "warmup.max_steps=20", "search.epochs=1", "search.max_steps=8", "finetune.epochs=1",
          "finetune.max_steps=8", "data.limit_train=2000", "tuner.trials=2", "tuner.baselines=[8,4]",

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(REPO))
 
-from benchmarks.front import RESULTS, Timer, analyse, hypervolume, machine  # noqa: E402
+from benchmarks._studies import RESULTS, Timer, analyse, hypervolume, machine  # noqa: E402
 
 # Published figures, REFERENCE.md §1 (read off the authors' figure: ±2 % size, ±0.2 pp); kB = 1000 bytes
 # of conv/linear weights. Accuracies are test accuracies.

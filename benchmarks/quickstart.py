@@ -38,10 +38,10 @@ from typing import Dict, List, Optional, Sequence
 
 try:  # run as part of the benchmarks package, or as a script
     from ._machine import cpu_model
-    from .front import analyse, write_results
+    from ._studies import analyse, write_results
 except ImportError:
     from _machine import cpu_model
-    from front import analyse, write_results
+    from _studies import analyse, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

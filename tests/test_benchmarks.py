@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.front import analyse, hypervolume, iso_accuracy
+from benchmarks._studies import analyse, hypervolume, iso_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 """benchmarks/methods.py: its table from study summaries, and a smoke record that says it is one."""
-from benchmarks.front import analyse
+from benchmarks._studies import analyse
 from benchmarks.methods import FULL_COMMAND, render
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..cost import LayerStats
-from ..quant import act_levels, init_step, quantize_activation, quantize_weight
+from ..quant import act_levels, init_step, layer_clip, quantize_activation, quantize_weight
 from ..quant._weights import WeightGrid, weight_grid
 from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op
@@ -52,7 +52,7 @@ class FrozenLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quantize:
             return run_op(self.geometry, x, self.weight, self.bias)
-        x = quantize_activation(x, self.act_clip, (self.act_bits,), None, self.act_signed)
+        x = quantize_activation(x, layer_clip(x, self.act_clip), (self.act_bits,), None, self.act_signed)
         return run_op(self.geometry, x, quantize_weight(self.weight, self.bits, self.log_step, self.grid()), self.bias)
 
     def grid(self) -> WeightGrid:

@@ -372,3 +372,27 @@ def test_a_channel_multiplier_conv_is_grouped_not_depthwise():
     assert torch.allclose(frozen(x), expected, atol=1e-5)
     assert net.cost("memory", hard=True).item() == frozen_cost(frozen, "memory").item() == independent_memory_bits(frozen)
     assert net.cost("ne16", hard=True).item() == pytest.approx(frozen_cost(frozen, "ne16").item(), rel=1e-6)
+
+
+def test_only_the_network_inputs_clip_stays_fixed():
+    """The layers that read the network's input keep their calibrated clip (no gradient, so the first
+    convolution computes no input gradient); every other clip learns — searchable and frozen alike."""
+    cls, shape = TOPOLOGIES["residual"]
+    torch.manual_seed(0)
+    x = torch.randn(*shape)
+    net = jointopt.convert(cls().eval(), x).train()
+    first = {name for name, layer in net.searchable_layers() if layer.in_segments[0].group == "input_x"}
+    assert first and len(first) < len(net.searchable_layers())
+
+    def grads(module, names):
+        out = module(x)
+        out.square().mean().backward()
+        return {name: layer.act_clip.grad for name, layer in names}
+
+    got = grads(net, net.searchable_layers())
+    for name, grad in got.items():
+        assert (grad is None) == (name in first), name
+    frozen = net.eval().set_mode("hard").freeze().train()
+    layers = [(n, m) for n, m in frozen.named_modules() if isinstance(m, FrozenLayer)]
+    got = grads(frozen, layers)
+    assert sum(g is None for g in got.values()) == len(first) and any(g is not None for g in got.values())

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from ..cost import LayerStats
-from ..quant import act_levels, init_step, layer_clip, quantize_activation, quantize_weight
-from ..quant._weights import WeightGrid, weight_grid
+from ..quant import WeightGrid, act_levels, init_step, layer_clip, quantize_activation, quantize_weight, weight_grid
 from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op
 

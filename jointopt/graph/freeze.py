@@ -49,7 +49,7 @@ def _freeze_layer(layer: SearchableLayer) -> FrozenLayer:
     bits = layer.hard_bits()[out_mask]
     return FrozenLayer(geometry, weight, bias, bits, layer.hard_act_bits(), layer.act_signed,
                        float(layer.act_clip.detach()), layer.weight_bits, layer.act_bits,
-                       log_step=layer.hard_log_steps()[out_mask])
+                       log_step=layer.hard_log_steps()[out_mask], learn_clip=layer.act_clip.requires_grad)
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..cost import LayerStats
-from ..quant import WeightGrid, act_levels, init_step, layer_clip, quantize_activation, quantize_weight, weight_grid
+from ..quant import WeightGrid, act_levels, init_step, quantize_activation, quantize_weight, weight_grid
 from ..quant import weight_codes as _codes_and_steps
 from ._op import LayerGeometry, run_op
 
@@ -23,11 +23,13 @@ class FrozenLayer(nn.Module):
     Args:
         log_step: [C] log of the initial weight step per channel; default: each channel's
             error-minimising step.
+        learn_clip: train the input quantizer's clip (False for a layer that reads the network's
+            input: see :func:`jointopt.convert`).
     """
 
     def __init__(self, geometry: LayerGeometry, weight: torch.Tensor, bias, bits: torch.Tensor, act_bits: int,
                  act_signed: bool, act_clip: float, weight_bits: Sequence[int], act_choices: Sequence[int] = (),
-                 log_step: Optional[torch.Tensor] = None):
+                 log_step: Optional[torch.Tensor] = None, learn_clip: bool = True):
         super().__init__()
         self.geometry = geometry
         self.weight = nn.Parameter(weight.detach().clone())
@@ -42,7 +44,7 @@ class FrozenLayer(nn.Module):
         self.log_step = nn.Parameter(log_step.detach().to(self.weight.dtype).reshape(self.bits.shape).clone())
         self.act_bits = int(act_bits)
         self.act_signed = bool(act_signed)
-        self.act_clip = nn.Parameter(torch.tensor(float(act_clip)))
+        self.act_clip = nn.Parameter(torch.tensor(float(act_clip)), requires_grad=learn_clip)
         self.weight_bits = tuple(weight_bits)  # the search's candidate widths, for cost statistics
         self.act_choices = tuple(act_choices) or (self.act_bits,)
         self.quantize = True
@@ -51,7 +53,7 @@ class FrozenLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quantize:
             return run_op(self.geometry, x, self.weight, self.bias)
-        x = quantize_activation(x, layer_clip(x, self.act_clip), (self.act_bits,), None, self.act_signed)
+        x = quantize_activation(x, self.act_clip, (self.act_bits,), None, self.act_signed)
         return run_op(self.geometry, x, quantize_weight(self.weight, self.bits, self.log_step, self.grid()), self.bias)
 
     def grid(self) -> WeightGrid:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..cost import LayerStats
-from ..quant import init_step, layer_clip, mix_weights, quantize_activation
+from ..quant import init_step, mix_weights, quantize_activation
 from ._op import LayerGeometry, run_op
 from .selectors import GroupGate, SearchState, init_bit_logits, sample_probs
 
@@ -123,11 +123,11 @@ class SearchableLayer(nn.Module):
         gate = self._gates.get(self.out_group)
         keep = gate.current if gate is not None else None
         if state.mode == "hard":
-            x = quantize_activation(x, layer_clip(x, self.act_clip), (self.hard_act_bits(),), None, self.act_signed)
+            x = quantize_activation(x, self.act_clip, (self.hard_act_bits(),), None, self.act_signed)
             theta = nn.functional.one_hot(self.bit_logits.detach().argmax(1), len(self.weight_bits)).to(self.weight.dtype)
         else:
             act_probs = sample_probs(self.act_logits, state, self.training) if len(self.act_bits) > 1 else None
-            x = quantize_activation(x, layer_clip(x, self.act_clip), self.act_bits, act_probs, self.act_signed)
+            x = quantize_activation(x, self.act_clip, self.act_bits, act_probs, self.act_signed)
             theta = sample_probs(self.bit_logits, state, self.training)
         # theta · keep is applied inside the mixing function (one autograd node per layer)
         weight = mix_weights(self.weight, theta, self.weight_bits, self.log_step, keep=keep)

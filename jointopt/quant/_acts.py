@@ -169,19 +169,6 @@ def _above(grad: torch.Tensor, x: torch.Tensor, a) -> torch.Tensor:
     return _aten.threshold_backward(grad, x, a)
 
 
-def layer_clip(x: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
-    """The clip a layer quantizes its input ``x`` with: its learned ``clip``, detached where ``x``
-    carries no gradient (the network's input: data, not a function of any parameter).
-
-    PACT's gradient of that clip is the gradient of the inputs above it, so learning it would make
-    the first layer compute the gradient of its whole input in every step — on the quickstart's CNN a
-    backward of 0.40 ms for that convolution instead of 0.09 ms — and it is zero while no input
-    exceeds the clip: it starts at the example batch's maximum (``convert``), and the quickstart's
-    input clip stayed at that value in every trial when it was learned. Inputs beyond it are clipped.
-    """
-    return clip if x.requires_grad else clip.detach()
-
-
 @fp32  # AMP: the grid and the straight-through backward in fp32
 def quantize_activation(
     x: torch.Tensor, clip: torch.Tensor, bits: Sequence[int], probs: torch.Tensor | None = None, signed: bool = False

@@ -189,7 +189,7 @@ class _MixWeights(torch.autograd.Function):
     Every width is quantized in one ``[C, B, K]`` stack (K = weights per output channel, laid out so
     that each channel's B rows are one matrix), and each sum over widths or over a channel's weights
     is one batched matrix product: the mixture, ``<grad, codes_b>`` for the widths' probabilities and
-    steps, and the masked gradient of the weights. Four passes over the stack forward and four
+    steps, and the masked gradient of the weights. Four passes over the stack forward and seven
     backward (it was fourteen with elementwise masks; on small networks these passes, not the
     convolutions, were most of a search step). The keep gate is applied inside, so a searchable
     layer's whole weight path is one autograd node.
@@ -235,9 +235,14 @@ class _MixWeights(torch.autograd.Function):
             if ctx.needs_input_grad[2]:
                 grad_keep = (grad_mix * theta).sum(1)
         if ctx.needs_input_grad[4]:
-            # LSQ: d/ds of s · codes is codes - v inside the grid; chain rule through exp and the mixture
-            inner = torch.bmm(v.reshape(c * n_bits, 1, k), inside.reshape(c * n_bits, k, 1)).reshape(c, n_bits)
-            grad_log = (dots - inner) * scale * step * mix
+            # LSQ: d/ds of s · codes is codes - v inside the grid and codes outside it. Summed as
+            # <codes - v, grad inside> + <codes, grad outside>: <codes, grad> - <v, grad inside> would
+            # subtract two sums of up to 2^(b-1) · |grad| to get one of the rounding errors (|codes - v|
+            # <= 1/2), losing about b bits of the step's gradient.
+            rows = (c * n_bits, 1, k)
+            near = torch.bmm((codes - v).reshape(rows), inside.reshape(c * n_bits, k, 1))
+            outside = torch.bmm(codes.reshape(rows), (g.unsqueeze(1) - inside).reshape(c * n_bits, k, 1))
+            grad_log = (near + outside).reshape(c, n_bits) * scale * step * mix
         return grad_w, grad_theta, grad_keep, None, grad_log
 
 

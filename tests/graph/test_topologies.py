@@ -375,24 +375,27 @@ def test_a_channel_multiplier_conv_is_grouped_not_depthwise():
 
 
 def test_only_the_network_inputs_clip_stays_fixed():
-    """The layers that read the network's input keep their calibrated clip (no gradient, so the first
-    convolution computes no input gradient); every other clip learns — searchable and frozen alike."""
+    """The layers that read the network's input keep their calibrated clip (not a trainable parameter,
+    so the first convolution computes no input gradient and data-parallel training finds no unused
+    parameter); every other clip learns — searchable and frozen alike."""
     cls, shape = TOPOLOGIES["residual"]
     torch.manual_seed(0)
     x = torch.randn(*shape)
     net = jointopt.convert(cls().eval(), x).train()
     first = {name for name, layer in net.searchable_layers() if layer.in_segments[0].group == "input_x"}
     assert first and len(first) < len(net.searchable_layers())
+    assert all(layer.act_clip.requires_grad == (name not in first) for name, layer in net.searchable_layers())
+    assert not any(p is layer.act_clip for name, layer in net.searchable_layers() if name in first
+                   for p in net.weight_parameters())
 
-    def grads(module, names):
-        out = module(x)
-        out.square().mean().backward()
-        return {name: layer.act_clip.grad for name, layer in names}
+    def grads(module, layers):
+        module(x).square().mean().backward()
+        return [layer.act_clip.grad for _, layer in layers]
 
     got = grads(net, net.searchable_layers())
-    for name, grad in got.items():
-        assert (grad is None) == (name in first), name
+    assert sum(g is None for g in got) == len(first) and all(g is not None for g in got[len(first):])
     frozen = net.eval().set_mode("hard").freeze().train()
     layers = [(n, m) for n, m in frozen.named_modules() if isinstance(m, FrozenLayer)]
+    assert sum(not m.act_clip.requires_grad for _, m in layers) == len(first)
     got = grads(frozen, layers)
-    assert sum(g is None for g in got.values()) == len(first) and any(g is not None for g in got.values())
+    assert sum(g is None for g in got) == len(first) and sum(g is not None for g in got) == len(layers) - len(first)

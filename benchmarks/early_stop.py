@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: s
 import argparse
 import datetime
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -129,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs.mkdir(parents=True)
     config_file = runs / "config.yaml"
     config_file.write_text(config.to_yaml())
-    record = {"command": "python -m benchmarks early_stop " + " ".join(argv if argv is not None else sys.argv[1:]),
+    record = {"command": "python -m benchmarks early_stop " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "title": BENCHES.get(args.bench, {}).get("title", "quickstart (digits)"),
               "seed": args.seed, "after": config.tuner.early_stop_after, "notes": args.note,

@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import datetime
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -394,7 +395,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     previous = _migrate(json.loads((out / "front.json").read_text()) if (out / "front.json").exists() else {})
     record = {"benchmark": "front", "version": 2,
-              "command": " ".join(["python -m benchmarks.front", *(argv if argv is not None else sys.argv[1:])]),
+              "command": "python -m benchmarks.front " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "machine": machine(), "benches": dict(previous.get("benches", {})),
               "earlier": dict(previous.get("earlier", {}))}
     if args.render_only:

@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: s
 import argparse
 import datetime
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
     stem = "methods_smoke" if args.smoke else "methods"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
     t0 = time.time()
-    record = {"smoke": args.smoke, "command": "python -m benchmarks methods " + " ".join(argv if argv is not None
+    record = {"smoke": args.smoke, "command": "python -m benchmarks methods " + shlex.join(argv if argv is not None
                                                                                           else sys.argv[1:]),
               "full_command": FULL_COMMAND, "notes": args.note, "date_utc": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "machine": machine(), "benches": {}}

@@ -27,6 +27,7 @@ import json
 import platform
 import re
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -297,7 +298,7 @@ def main(argv=None) -> int:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    record = {"command": "python -m benchmarks quickstart " + " ".join(argv if argv is not None else sys.argv[1:]),
+    record = {"command": "python -m benchmarks quickstart " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "measured_command": ["jointopt", "search"], "date_utc": datetime.datetime.now(datetime.timezone.utc)
               .isoformat(timespec="seconds"), "commit": commit, "torch": torch.__version__,
               "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform()},

@@ -54,4 +54,6 @@ def bit_colors(widths):
 
 PRUNED_COLOR = "#e4e4e4"
 FLOAT_COLOR = "#555555"
-RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+# one colour per compared run: ten, so that the nine methods of `jointopt methods` are told apart
+RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+              "#393b79"]

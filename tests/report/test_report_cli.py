@@ -191,3 +191,11 @@ def test_report_front_is_the_undominated_trials(run_copy, capsys):
     rows = list(csv.DictReader(io.StringIO((run_copy / "pareto.csv").read_text())))
     assert [int(r["trial"]) for r in rows] == expected
     assert [float(r["memory (kB)"]) for r in rows] == pytest.approx([MADE_UP[n][0] / 8000 for n in expected])
+
+
+def test_every_method_gets_its_own_colour_in_a_comparison():
+    """report --compare of all the registered methods draws each front in a colour of its own."""
+    from jointopt.methods import list_methods
+    from jointopt.report._render import RUN_COLORS
+
+    assert len(set(RUN_COLORS)) == len(RUN_COLORS) >= len(list_methods())

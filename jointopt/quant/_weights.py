@@ -225,11 +225,8 @@ class _MixWeights(torch.autograd.Function):
                 torch.ops.aten.hardtanh_backward.grad_input(g, v[:, b], lo, hi, grad_input=inside[:, b])
         if ctx.needs_input_grad[0]:
             grad_w = torch.bmm(mix.unsqueeze(1), inside).reshape(ctx.wshape)
-        dots = None  # <grad, codes_b> per channel and width: [C, B]
-        if any(ctx.needs_input_grad[i] for i in (1, 2, 4)):
-            dots = torch.bmm(codes, g.unsqueeze(2)).squeeze(2)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            grad_mix = dots * step  # <grad, Q_b(W)>
+            grad_mix = torch.bmm(codes, g.unsqueeze(2)).squeeze(2) * step  # <grad, Q_b(W)> = s_b <grad, codes_b>
             if ctx.needs_input_grad[1]:
                 grad_theta = grad_mix if keep is None else grad_mix * keep.unsqueeze(1)
             if ctx.needs_input_grad[2]:

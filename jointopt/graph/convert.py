@@ -50,7 +50,8 @@ def convert(model: nn.Module, example_input: Union[torch.Tensor, Tuple[torch.Ten
         model: any torch.fx-traceable network (it is copied, not modified). A trained network can
             be passed as it is: BatchNorms that follow a conv/linear are folded into it.
         example_input: a representative batch; it fixes the shapes and initialises the clip of
-            every activation quantizer (use real data when you can).
+            every activation quantizer (use real data when you can). The clips of layers that read
+            the network's input stay there (not trained): make the batch cover the input's range.
         space: the choices (default: weights ``(0, 2, 4, 8)`` per channel, activations 8 bit).
         fold_bn: fold BatchNorm into the preceding layer (the weights that are quantized are
             the weights that are deployed).

@@ -22,6 +22,8 @@ import types
 from pathlib import Path
 from typing import List, Optional
 
+from jointopt.report._compare import HV_REFERENCE, hypervolume  # the report's own: one definition
+
 try:  # run as part of the benchmarks package, or as a script
     from ._machine import cpu_model
 except ImportError:
@@ -31,7 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 ISO_TOLERANCE = 0.5  # accuracy points
 KWS_SPEAKERS = 1000  # speakers of the synthetic keyword corpus the KWS benchmarks build
-HV_REFERENCE = (1.1, 0.0)  # (normalised cost, accuracy / 100)
 LOG_LINE = re.compile(r"(?P<stamp>\d\d:\d\d:\d\d(?:\.\d+)?) pid=\d+ (?P<kind>\w+) (?P<where>(?:\w+=\S+ ?)*) ?\{")
 
 BENCHES = {
@@ -44,18 +45,6 @@ BENCHES = {
 
 
 # -- analysis of a study's front --------------------------------------------------------------------
-def hypervolume(points: List[tuple], reference: tuple = HV_REFERENCE) -> float:
-    """Area dominated by ``(cost, accuracy)`` points (cost minimised, accuracy maximised) up to ``reference``."""
-    ref_cost, ref_acc = reference
-    pts = sorted((c, a) for c, a in points if c < ref_cost and a > ref_acc)
-    area, best = 0.0, ref_acc
-    for i, (c, a) in enumerate(pts):
-        best = max(best, a)
-        right = pts[i + 1][0] if i + 1 < len(pts) else ref_cost
-        area += (right - c) * (best - ref_acc)
-    return area
-
-
 def iso_accuracy(results: List[dict], baseline: dict, target: str, key: str = "val_acc",
                  tolerance: float = ISO_TOLERANCE) -> Optional[dict]:
     """The smallest result with ``key`` >= baseline's minus ``tolerance``; None if there is none."""

@@ -120,6 +120,9 @@ def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
             continue
         records[method] = run_method(bench, method, args, shared, stamp)
         shared = shared or Path(records[method]["run_dir"])
+    if not records:
+        raise SystemExit(f"no finished study of any of {', '.join(methods)} under {args.from_runs}/<method>: give "
+                         "--from-runs the folder that holds one run directory per method")
     return {"bench": bench, "title": BENCHES[bench]["title"], "config": BENCHES[bench]["config"], "methods": records}
 
 
@@ -179,6 +182,16 @@ def render_bench(bench: dict, figure: Optional[str], smoke: bool) -> List[str]:
     return lines + [""]
 
 
+def _provenance(bench: dict) -> List[str]:
+    """Where a benchmark's rows come from: each benchmark keeps the command, commit and date of its own run."""
+    m = bench["machine"]
+    return [f"- command: `{bench['command']}`",
+            f"- date {bench['date_utc']}, commit {m['git_commit']}"
+            + (" (uncommitted changes under jointopt/)" if m.get("jointopt_uncommitted_changes") else "")
+            + f", {m['cpu']}, {m['logical_cpus']} logical CPUs, wall time of this run {bench['wall_s'] / 60:.1f} min",
+            *[f"- note: {n}" for n in bench.get("notes", [])]]
+
+
 def render(record: dict) -> str:
     smoke = record["smoke"]
     head = ["# Methods compared" + (" — SMOKE RUN, NOT THE BENCHMARK" if smoke else ""), ""]
@@ -187,19 +200,33 @@ def render(record: dict) -> str:
                  "method runs end to end on the benchmarks' data and models and that this file is written. Its "
                  "accuracies, sizes, hypervolumes and times say nothing about the methods. The benchmark is the "
                  "command below without `--smoke`.", ""]
-    m = record["machine"]
-    head += [f"- command: `{record['command']}`", f"- full benchmark: `{record['full_command']}`",
-             f"- date {record['date_utc']}, commit {m['git_commit']}"
-             + (" (uncommitted changes under jointopt/)" if m.get("jointopt_uncommitted_changes") else "")
-             + f", {m['cpu']}, {m['logical_cpus']} logical CPUs, total wall time {record['wall_s'] / 60:.1f} min",
-             *[f"- note: {n}" for n in record.get("notes", [])],
+    head += [f"- full benchmark: `{record['full_command']}` (each benchmark below says which command, commit and "
+             "date its rows come from)",
              f"- iso-accuracy: the smallest trial with validation accuracy >= the uniform network's - "
              f"{ISO_TOLERANCE} points, memory (conv/linear weights, kB = 1000 bytes); test accuracy shown beside "
              "the baseline's", ""]
     body = []
     for name, bench in record["benches"].items():
-        body += render_bench(bench, bench.get("figure"), smoke)
+        lines = render_bench(bench, bench.get("figure"), smoke)
+        body += lines[:2] + _provenance(bench) + lines[2:]
     return "\n".join(head + body)
+
+
+def earlier_benches(path: Path, redone) -> Dict[str, dict]:
+    """The benchmarks recorded in ``path`` (an earlier methods.json) that this run does not redo, so that
+    ``--only BENCH`` adds its table beside the others instead of replacing the file. A record written
+    before benchmarks carried their own provenance lends them its top-level command, date and machine."""
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    benches = {}
+    for name, bench in old.get("benches", {}).items():
+        if name in redone:
+            continue
+        for key in ("command", "date_utc", "machine", "notes", "wall_s"):
+            bench.setdefault(key, old.get(key, [] if key == "notes" else None))
+        benches[name] = bench
+    return benches
 
 
 FULL_COMMAND = "nice -n 19 python -m benchmarks methods"
@@ -236,16 +263,19 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "methods_smoke" if args.smoke else "methods"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
-    t0 = time.time()
-    record = {"smoke": args.smoke, "command": "python -m benchmarks methods " + shlex.join(argv if argv is not None
-                                                                                          else sys.argv[1:]),
-              "full_command": FULL_COMMAND, "notes": args.note, "date_utc": datetime.datetime.now(datetime.timezone.utc)
-              .isoformat(timespec="seconds"), "machine": machine(), "benches": {}}
+    command = "python -m benchmarks methods " + shlex.join(argv if argv is not None else sys.argv[1:])
+    run = set(args.only or BENCHES)
+    record = {"smoke": args.smoke, "full_command": FULL_COMMAND,
+              "benches": {name: bench for name, bench in earlier_benches(out / f"{stem}.json", run).items()}}
     for bench in args.only or list(BENCHES):
-        result = run_bench(bench, methods, args, stamp)
+        t0 = time.time()
+        result = {"command": command, "notes": args.note, "machine": machine(),
+                  "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        result.update(run_bench(bench, methods, args, stamp))
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
+        result["wall_s"] = time.time() - t0
         record["benches"][bench] = result
-        record["wall_s"] = time.time() - t0
+        record["benches"] = {name: record["benches"][name] for name in BENCHES if name in record["benches"]}
         write_results(out, stem, record, render(record))
     print(render(record))
     return 0

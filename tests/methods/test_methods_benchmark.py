@@ -1,6 +1,8 @@
 """benchmarks/methods.py: its table from study summaries, and a smoke record that says it is one."""
+import json
+
 from benchmarks._studies import analyse
-from benchmarks.methods import FULL_COMMAND, render
+from benchmarks.methods import FULL_COMMAND, earlier_benches, render
 
 
 def _result(trial, val, test, cost, **params):
@@ -19,11 +21,11 @@ def _record(smoke):
                 "schedule": {"search": {"epochs": 4, "max_steps": 100}, "finetune": {"epochs": 5, "max_steps": 100},
                              "warmup": {"epochs": 5}, "batch_size": 64}, "dataset": {}}
     bench = {"title": "Fashion-MNIST / ResNet-8", "config": "configs/fashion_mnist_resnet8.yaml", "figure": "f.png",
+             "command": "python -m benchmarks methods --only fashion_mnist", "date_utc": "2026-12-03", "wall_s": 300.0,
+             "notes": ["a note"], "machine": {"git_commit": "abc", "cpu": "cpu", "logical_cpus": 2},
              "methods": {"joint": method([_result(0, 88.8, 88.1, 30000.0, **{"lambda": 1.0})]),
                          "random": method([_result(0, 85.0, 84.0, 30000.0, keep=0.5, bits=8)])}}
-    return {"smoke": smoke, "command": "python -m benchmarks methods", "full_command": FULL_COMMAND,
-            "date_utc": "2026-12-03", "wall_s": 300.0, "benches": {"fashion_mnist": bench},
-            "machine": {"git_commit": "abc", "cpu": "cpu", "logical_cpus": 2}}
+    return {"smoke": smoke, "full_command": FULL_COMMAND, "benches": {"fashion_mnist": bench}}
 
 
 def test_table_row_per_method_with_iso_accuracy_against_w8_and_w4():
@@ -39,3 +41,25 @@ def test_a_smoke_record_says_so_and_names_the_full_command():
     text = render(_record(True))
     assert text.startswith("# Methods compared — SMOKE RUN, NOT THE BENCHMARK")
     assert "say nothing about the methods" in text and FULL_COMMAND in text
+
+
+def test_each_benchmark_says_which_run_its_rows_come_from():
+    text = render(_record(False))
+    section = text[text.index("## Fashion-MNIST"):]
+    assert "- command: `python -m benchmarks methods --only fashion_mnist`" in section
+    assert "commit abc" in section and "- note: a note" in section
+
+
+def test_a_run_of_one_benchmark_keeps_the_others_already_recorded(tmp_path):
+    old = _record(False)
+    fm = old["benches"]["fashion_mnist"]
+    for key in ("command", "date_utc", "machine", "notes", "wall_s"):  # a record from before per-bench provenance
+        old[key] = fm.pop(key)
+    old["benches"]["synthetic_kws"] = dict(fm, title="KWS")
+    path = tmp_path / "methods.json"
+    path.write_text(json.dumps(old))
+    kept = earlier_benches(path, redone={"synthetic_kws"})
+    assert list(kept) == ["fashion_mnist"]
+    assert kept["fashion_mnist"]["command"] == "python -m benchmarks methods --only fashion_mnist"
+    assert kept["fashion_mnist"]["machine"]["git_commit"] == "abc"
+    assert earlier_benches(tmp_path / "missing.json", redone=set()) == {}

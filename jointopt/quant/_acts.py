@@ -82,7 +82,8 @@ class _ActQuant(torch.autograd.Function):
 
     The clip's scalars (range, steps) are Python floats on the CPU, where a handful of tensor ops per
     layer would cost more than the arithmetic, and 0-d tensors on an accelerator, where reading the
-    clip back (``float(clip)``) would stall the stream once per layer per step. Both give the same
+    clip back (``float(clip)``) would stall the stream once per layer per step (and under
+    ``torch.compile``, where it would break the graph). Both give the same
     codes and gradients bit for bit (``tests/quant/test_fused_quantizers.py``).
     """
 
@@ -176,4 +177,6 @@ def quantize_activation(
     """Fake-quantize ``x`` at each width in ``bits`` and mix by ``probs`` (one width: no mixing)."""
     if probs is None and len(bits) > 1:
         probs = torch.ones(len(bits), device=x.device, dtype=x.dtype)
-    return _ActQuant.apply(x, clip, probs, tuple(bits), signed, x.device.type != "cpu")
+    # under torch.compile the clip stays a tensor on the CPU too: float(clip) would break the graph
+    tensor_clip = x.device.type != "cpu" or torch.compiler.is_compiling()
+    return _ActQuant.apply(x, clip, probs, tuple(bits), signed, tensor_clip)

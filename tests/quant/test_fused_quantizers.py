@@ -107,6 +107,21 @@ def test_device_scalars_give_the_host_path_bit_for_bit(seed, bits, signed, dtype
         assert (host is None and device is None) or torch.equal(host, device)
 
 
+
+def test_under_compile_the_clip_stays_a_tensor_on_the_cpu(monkeypatch):
+    """torch.compile cannot trace ``float(clip)`` without breaking the graph: while compiling, the CPU
+    takes the tensor-scalar path (bit for bit the same numbers, by the test above)."""
+    from jointopt.quant import _acts
+
+    seen = []
+    real = _acts._ActQuant.apply
+    monkeypatch.setattr(_acts._ActQuant, "apply", lambda *a: seen.append(a[-1]) or real(*a))
+    x, clip = torch.randn(2, 3, 4, 4), torch.tensor(1.5)
+    eager = quantize_activation(x, clip, (2, 4, 8), torch.tensor([0.2, 0.3, 0.5]))
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    compiling = quantize_activation(x, clip, (2, 4, 8), torch.tensor([0.2, 0.3, 0.5]))
+    assert seen == [False, True] and torch.equal(eager, compiling)
+
 def test_single_width_is_bitwise_the_fused_kernel():
     """With one width the codes are exactly those of PyTorch's fake-quant kernel (what freeze exports)."""
     g = torch.Generator().manual_seed(0)

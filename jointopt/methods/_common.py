@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -181,7 +181,8 @@ def finish(runner, net, warm, params: dict, started: float, seed: int, info: Opt
            budget: Optional[int] = None, weight_masks: Optional[Dict[str, torch.Tensor]] = None):
     """Freeze ``net``'s hard choice, fine-tune (``budget`` epochs, default ``finetune.epochs``; distilled
     from the warm-up network if configured), evaluate, and describe the trial as the joint search does."""
-    from ..train.phases import describe_frozen, evaluate, trial_result
+    from ..train.loop import evaluate
+    from ..train.phases import describe_frozen, trial_result
 
     cfg = runner.config
     net.eval().set_mode("hard")
@@ -210,7 +211,8 @@ def train_hard(runner, net, seed: int, on_step=None) -> None:
     ``on_step(step, total_steps)`` before every step (to change the choices). Announces a ``search``
     phase with an epoch event each epoch (validation accuracy, kept channels, hard costs), as the
     joint search does, so the progress line, ``metrics.jsonl`` and TensorBoard show it."""
-    from ..train.phases import batches, steps_per_epoch, adam, evaluate, mean_bits
+    from ..train.loop import batches, evaluate, steps_per_epoch
+    from ..train.phases import adam, mean_bits
 
     cfg = runner.config
     phase = cfg.search

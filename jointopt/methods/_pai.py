@@ -75,8 +75,8 @@ class PaiMethod(Method):
                 "bits": fixed(trial, "bits", int(o.bits[i % len(o.bits)]))}
 
     def run(self, runner, warm, params):
-        from ..train.phases import train_float
-        from ..tune.study import build_model
+        from ..train.loop import train_float
+        from ..tune.setup import build_model
 
         started = time.time()
         seed = prepare(runner)

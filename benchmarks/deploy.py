@@ -68,7 +68,7 @@ def run_study(name: str, out: Path, overrides: List[str]) -> Path:
 
 def validation(run: Path, samples: int):
     from jointopt.config import Config
-    from jointopt.tune.study import load_dataset
+    from jointopt.tune.setup import load_dataset
 
     data = load_dataset(Config.from_yaml(run / "config.yaml"))
     xs, ys = [], []
@@ -85,7 +85,7 @@ def uniform_w8(run: Path):
     from jointopt.config import Config
     from jointopt.graph import convert
     from jointopt.train import load_checkpoint
-    from jointopt.tune.study import build_model, warmup_key
+    from jointopt.tune.setup import build_model, warmup_key
 
     config = Config.from_yaml(run / "config.yaml")
     data = json.loads((run / "dataset.json").read_text())

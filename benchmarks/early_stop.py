@@ -41,7 +41,7 @@ RESULTS = REPO / "benchmarks" / "results"
 
 def base_config(bench: str, args):
     from jointopt.config import Config
-    from jointopt.tune.study import quickstart_config
+    from jointopt.tune.setup import quickstart_config
 
     config = quickstart_config() if bench == "quickstart" else Config.from_yaml(REPO / BENCHES[bench]["config"])
     overrides = [f"seed={args.seed}", *(args.set or [])]

@@ -60,7 +60,7 @@ def _all_eight_bit(run: Path, x: torch.Tensor):
     import jointopt
     from jointopt.config import Config
     from jointopt.train import load_checkpoint
-    from jointopt.tune.study import build_model, warmup_key
+    from jointopt.tune.setup import build_model, warmup_key
 
     config = Config.from_yaml(run / "config.yaml")
     info = json.loads((run / "dataset.json").read_text())
@@ -92,7 +92,7 @@ def measure(run: Path, emulate, work: Path, limit=None, emulate_limit=500) -> li
     from jointopt.config import Config
     from jointopt.errors import ExportError
     from jointopt.export import export
-    from jointopt.tune.study import load_dataset
+    from jointopt.tune.setup import load_dataset
 
     data = load_dataset(Config.from_yaml(run / "config.yaml"))
     x_val = next(iter(data.batches("val", 256)))[0]

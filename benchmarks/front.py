@@ -112,7 +112,7 @@ def run_bench(name: str, args, seed: int = 0) -> dict:
     elif args.data_dir:
         overrides.append(f"data.root={args.data_dir}")
     config = config.override(overrides) if overrides else config
-    from jointopt.tune.study import load_dataset
+    from jointopt.tune.setup import load_dataset
 
     data = load_dataset(config)  # sizes and provenance for the report (cached: ~1 s)
     data_note = (f"train {len(data.train):,} / val {len(data.val):,} / test {len(data.test):,}"

@@ -74,7 +74,7 @@ def validation_batch(config, size: int):
 
 def _validation(config, size: int):
     """(validation batch or None, the data set or None, why not)."""
-    from ..tune.study import load_dataset
+    from ..tune.setup import load_dataset
 
     try:
         data = load_dataset(config)

@@ -71,7 +71,7 @@ class SensitivityMethod(Method):
 
     # -- 1. measure ---------------------------------------------------------------------------------
     def _sensitivity(self, runner, net, o) -> Tuple[dict, bool]:
-        from ..tune.study import warmup_key
+        from ..tune.setup import warmup_key
 
         cfg = runner.config
         key = {"warmup": warmup_key(cfg), "weight_bits": list(cfg.space.weight_bits), "act_bits": list(cfg.space.act_bits),

@@ -21,7 +21,7 @@ from . import rundir
 from ..results import StudyResult
 from ..train.phases import CHECKPOINT
 from .front import front_csv, front_table, pareto_front
-from .study import build_model, load_dataset, warmup_key
+from .setup import build_model, load_dataset, warmup_key
 
 
 def run_trial(config, run_dir: Path, lam: float, listeners=(), argv=None) -> dict:

@@ -10,6 +10,8 @@ it) with ``collapsed`` in its result, and is not a front point.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import List, Sequence
 
@@ -80,6 +82,40 @@ def interrupted_trials(study) -> List[tuple]:
     return [(t.number, dict(t.params)) for t in trials
             if t.state == TrialState.FAIL and "failed" not in t.user_attrs and t.number not in retried and t.params
             and dict(t.params) not in done]
+
+
+def stale_trials(study):
+    """The trials left RUNNING on this host by a worker that is no longer alive (killed)."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid")):
+            continue
+        yield t
+
+
+def claimed_trials(study) -> int:
+    """Trials complete, plus those a live worker is running: once they reach the budget no worker
+    starts another (two workers finishing together would otherwise run one trial too many)."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(t.state == TrialState.COMPLETE or t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid"))
+               for t in trials)
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def readable_checkpoint(path: Path, bus, trial: int):

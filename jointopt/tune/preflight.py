@@ -33,7 +33,7 @@ def check_lambda(value: Optional[float], flag: str = "--lambda") -> None:
 def study_network(config: Config, dataset):
     """The study's network converted as a trial converts it, untrained (seeded), on two training samples."""
     from ..graph import convert
-    from .study import build_model
+    from .setup import build_model
 
     torch.manual_seed(config.seed)
     model = build_model(config, dataset.input_shape, dataset.num_classes)

@@ -144,3 +144,19 @@ def plan_points(study, reference: float, targets, exclude: int | None = None) ->
         elif t.state == TrialState.FAIL and t.number not in retried:
             points.append(Point(lam, 0.0, targets.chance_acc))
     return points
+
+
+def make_sampler(config):
+    """The Optuna sampler ``tuner.sampler`` names (``auto``: adaptive without ``lambda_min``, else spread)."""
+    seed, kind = config.seed, config.tuner.sampler
+    if kind == "auto":
+        kind = "adaptive" if config.tuner.lambda_min is None else "spread"
+    if kind == "adaptive":
+        return FrontSampler(seed)
+    if kind == "spread":
+        return SpreadSampler(seed)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, min(10, config.tuner.trials // 2)))
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)

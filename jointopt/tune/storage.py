@@ -92,6 +92,22 @@ def check_study_config(study, config) -> None:
                           f"(only {', '.join(PER_WORKER)} may differ), or use another --storage or tuner.study_name")
 
 
+def open_study(storage, config, sampler):
+    """The study ``tuner.study_name`` in ``storage`` (created if new): accuracy maximised, cost minimised."""
+    import optuna
+
+    study = optuna.create_study(study_name=config.tuner.study_name, storage=storage,
+                                sampler=sampler, directions=["maximize", "minimize"], load_if_exists=True)
+    names = ["val_acc", f"cost_{config.cost.target}"]  # what the Optuna dashboard and `optuna trials` show
+    if study.metric_names != names:
+        import warnings
+
+        with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
+
+
 def refuse_mismatch(url: str, study_name: str, config) -> None:
     """Before a worker writes anything: refuse it if the study in ``url`` was created with another config.
 

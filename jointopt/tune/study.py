@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
 import socket
 from pathlib import Path
@@ -20,49 +18,13 @@ from ..train.phases import CHECKPOINT, cost_names, describe_frozen
 from .._files import atomic_write_text, file_lock
 from ..space import SearchSpace
 from . import rundir
-from .failures import (collapse_reason, every_trial_failed, failed_trials, interrupted_trials, quiet_optuna_failures,
-                       readable_checkpoint, record_failure)
+from .failures import (claimed_trials, collapse_reason, every_trial_failed, failed_trials, interrupted_trials,
+                       quiet_optuna_failures, readable_checkpoint, record_failure, stale_trials)
 from .early_stop import TRAJECTORY, StopRule, completed_trajectories
 from .front import front_csv, front_table, pareto_front
 from .plan import plan_index
 from .rundir import RunDir
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available here; use --device cpu")
-    return torch.device(name)
-
-
-def load_dataset(config: Config):
-    from ..data import get_dataset
-
-    return get_dataset(config.data.name, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed,
-                       limit_train=config.data.limit_train)
-
-
-def build_model(config: Config, input_shape=None, num_classes=None) -> torch.nn.Module:
-    """The configured model, sized for the data set when its factory takes ``input_shape``/``num_classes``."""
-    from ..registry import accepted_kwargs
-    from ..zoo import create_model, model_factory
-
-    name = config.model.name
-    factory = model_factory(name)  # an unknown name: the registry's error, with the close matches
-    offered = {k: v for k, v in (("input_shape", None if input_shape is None else tuple(input_shape)),
-                                 ("num_classes", None if num_classes is None else int(num_classes))) if v is not None}
-    kwargs = {**accepted_kwargs(factory, offered, named_only=True), **config.model.kwargs}
-    return create_model(name, **kwargs)
-
-
-def warmup_key(config: Config) -> str:
-    """What determines the warm-up network: model, data, warm-up schedule, seed."""
-    data = {k: v for k, v in config.to_dict()["data"].items() if k != "eval_batch_size"}
-    blob = json.dumps({"model": config.to_dict()["model"], "data": data, "warmup": config.to_dict()["warmup"],
-                       "seed": config.seed, "version": config.version,
-                       **({"amp": True} if config.amp else {})}, sort_keys=True)  # keys without amp unchanged
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+from .setup import build_model, load_dataset, quickstart_config, resolve_device, warmup_key
 
 
 class Study:
@@ -135,42 +97,16 @@ class Study:
             storage.get_study_id_from_name(study.study_name), number)
         storage.set_trial_user_attr(trial_id, key, value)
 
-    def _sampler(self):
-        import optuna
-
-        seed, kind = self.config.seed, self.config.tuner.sampler
-        if kind == "auto":
-            kind = "adaptive" if self.config.tuner.lambda_min is None else "spread"
-        if kind == "adaptive":
-            from .sampler import FrontSampler
-
-            return FrontSampler(seed)
-        if kind == "spread":
-            from .sampler import SpreadSampler
-
-            return SpreadSampler(seed)
-        if kind == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, min(10, self.config.tuner.trials // 2)))
-        if kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
-        return optuna.samplers.RandomSampler(seed=seed)
-
     def _study(self):
         import optuna
 
+        from .sampler import make_sampler
+        from .storage import open_study
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if getattr(self, "sampler", None) is None:
-            self.sampler = self._sampler()
-        study = optuna.create_study(study_name=self.config.tuner.study_name, storage=self._storage(),
-                                    sampler=self.sampler, directions=["maximize", "minimize"], load_if_exists=True)
-        names = ["val_acc", f"cost_{self.config.cost.target}"]  # what the Optuna dashboard and `optuna trials` show
-        if study.metric_names != names:
-            import warnings
-
-            with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names(names)
-        return study
+            self.sampler = make_sampler(self.config)
+        return open_study(self._storage(), self.config, self.sampler)
 
     def _recover_stale(self, study) -> None:
         """Trials left RUNNING by a killed worker on this host: a trial whose ``result.json`` (and frozen
@@ -180,10 +116,7 @@ class Study:
         retried: queue them again too."""
         from optuna.trial import TrialState
 
-        host = socket.gethostname()
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid")):
-                continue
+        for t in stale_trials(study):
             result = self.layout.complete_result(t.number)
             if result is not None:
                 self._set_user_attr(study, t.number, "result", result.summary_json())
@@ -333,7 +266,7 @@ class Study:
 
         for _ in range(target):
             with file_lock(self.run_dir / rundir.ASK_LOCK):  # workers of this run directory ask one at a time
-                if self._claimed(study) >= target:
+                if claimed_trials(study) >= target:
                     return
                 trial = study.ask()
             try:
@@ -347,16 +280,6 @@ class Study:
             study.tell(trial, self._values(result))
             fault_point("result_committed", trial.number)
             self.bus.emit("trial_end", trial.number, result=result)
-
-    def _claimed(self, study) -> int:
-        """Trials complete, plus those a live worker is running: once they reach the budget no worker
-        starts another (two workers finishing together would otherwise run one trial too many)."""
-        from optuna.trial import TrialState
-
-        host = socket.gethostname()
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        return sum(t.state == TrialState.COMPLETE or t.user_attrs.get("host") != host or _alive(t.user_attrs.get("pid"))
-                   for t in trials)
 
     def _values(self, result: TrialResult) -> Tuple[float, float]:
         """The objectives Optuna records: validation accuracy (maximised), target cost (minimised)."""
@@ -493,18 +416,6 @@ class Study:
         return summary
 
 
-def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def search(config: Config | dict | str | Path | None = None, out: Optional[str | Path] = None, *,
            progress: bool = True, **kwargs) -> StudyResult:
     """Run a whole study, as ``jointopt search`` does.
@@ -542,8 +453,3 @@ def search(config: Config | dict | str | Path | None = None, out: Optional[str |
         kwargs["listeners"] = [progress_listener(), *kwargs.get("listeners", ())]
     run = Path(out) if out is not None else rundir.default_run_dir()
     return Study(config, run, **kwargs).run()
-
-
-def quickstart_config() -> Config:
-    path = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
-    return Config.from_yaml(path) if path.exists() else Config()

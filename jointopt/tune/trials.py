@@ -9,7 +9,7 @@ import torch
 from ..results import TrialResult
 from ..train import load_checkpoint
 from .rundir import FROZEN, SEARCHABLE, RunDir, RunDirError
-from .study import build_model, warmup_key
+from .setup import build_model, warmup_key
 
 
 def load_trial(run: str | Path, number: int, device: str = "cpu") -> Tuple[torch.nn.Module, torch.nn.Module, TrialResult]:

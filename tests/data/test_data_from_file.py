@@ -8,7 +8,7 @@ from jointopt.cli.main import main
 from jointopt.config import Config
 from jointopt.data import get_dataset, list_datasets
 from jointopt.errors import ConfigError
-from jointopt.tune.study import load_dataset
+from jointopt.tune.setup import load_dataset
 
 OWN_DATA = '''
 import torch

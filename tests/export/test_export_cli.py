@@ -38,7 +38,7 @@ def test_export_a_trial_in_every_format(run_dir, tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     verify = json.loads((tmp_path / "verify.json").read_text())
     assert verify["ok"] and verify["input"] == "validation"
-    from jointopt.tune.study import load_dataset
+    from jointopt.tune.setup import load_dataset
 
     assert verify["onnx"]["samples"] == min(256, len(load_dataset(EXPORT_CONFIG).val))
     assert verify["onnx"]["top1_agreement"] >= 0.999  # the graph as written

@@ -17,7 +17,7 @@ from jointopt.methods import get_method, list_methods
 from jointopt.nn.frozen import FrozenLayer
 from jointopt.train import evaluate
 from jointopt.tune import load_trial
-from jointopt.tune.study import load_dataset
+from jointopt.tune.setup import load_dataset
 from tiny import tiny_config
 
 TRIALS = {"tuner": {"trials": 2, "baselines": [8]}}

@@ -2,11 +2,10 @@
 import json
 
 import torch
-import torch.nn.functional as F
 
 import jointopt
 from jointopt.train.amp import autocast_forward
-from jointopt.tune.study import warmup_key
+from jointopt.tune.setup import warmup_key
 from nets import Chain
 
 

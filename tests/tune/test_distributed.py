@@ -8,7 +8,7 @@ import torch
 
 import jointopt
 from jointopt.train import EventBus, TrialRunner, load_checkpoint, train_float
-from jointopt.tune.study import build_model, load_dataset, warmup_key
+from jointopt.tune.setup import build_model, load_dataset, warmup_key
 
 
 def test_torchrun_trial_equals_single_process(tiny_config, tmp_path):

@@ -12,7 +12,7 @@ import jointopt
 from jointopt.cli.main import main
 from jointopt.train.events import EventBus
 from jointopt.train.phases import TrialRunner
-from jointopt.tune.study import load_dataset
+from jointopt.tune.setup import load_dataset
 from tiny import tiny_config
 
 # the shortest study that still searches: a few steps per phase, no uniform baselines

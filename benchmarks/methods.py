@@ -188,7 +188,8 @@ def _provenance(bench: dict) -> List[str]:
     return [f"- command: `{bench['command']}`",
             f"- date {bench['date_utc']}, commit {m['git_commit']}"
             + (" (uncommitted changes under jointopt/)" if m.get("jointopt_uncommitted_changes") else "")
-            + f", {m['cpu']}, {m['logical_cpus']} logical CPUs, wall time of this run {bench['wall_s'] / 60:.1f} min",
+            + f", {m['cpu']}, {m['logical_cpus']} logical CPUs"
+            + (f", wall time of this run {bench['wall_s'] / 60:.1f} min" if bench.get("wall_s") is not None else ""),
             *[f"- note: {n}" for n in bench.get("notes", [])]]
 
 
@@ -273,7 +274,7 @@ def main(argv=None) -> int:
                   "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         result.update(run_bench(bench, methods, args, stamp))
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
-        result["wall_s"] = time.time() - t0
+        result["wall_s"] = None if args.from_runs else time.time() - t0  # analysing recorded studies takes no study time
         record["benches"][bench] = result
         record["benches"] = {name: record["benches"][name] for name in BENCHES if name in record["benches"]}
         write_results(out, stem, record, render(record))

@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(RESULTS), help="where methods.json / methods.md / figures go")
     parser.add_argument("--data-dir", default=None, help="data root (default $JOINTOPT_DATA_DIR or ~/.cache/jointopt/data)")
     parser.add_argument("--kws-speakers", type=int, default=KWS_SPEAKERS,
-                        help="speakers of the synthetic keyword corpus (built if missing, ~11 min for 1000)")
+                        help="speakers of the synthetic keyword corpus (built if missing, 4-11 min for 1000)")
     parser.add_argument("--from-runs", metavar="DIR", help="analyse the finished method studies under DIR/<method> "
                         "(a run of this benchmark, e.g. one stopped part-way) instead of running them; with one --only")
     parser.add_argument("--note", action="append", default=[], help="a line for the results' header (repeatable)")

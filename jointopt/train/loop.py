@@ -52,7 +52,8 @@ def steps_per_epoch(dataset, config: Config, phase: PhaseConfig) -> int:
 
 
 class EarlyStop:
-    """The best epoch so far by a validation score, its state, and whether ``patience`` epochs passed without a better one."""
+    """The best epoch so far by a validation score and its state; :meth:`update` says when ``patience``
+    epochs have passed without a better one."""
 
     def __init__(self, patience: int, higher_is_better: bool):
         self.patience, self.sign = patience, 1 if higher_is_better else -1

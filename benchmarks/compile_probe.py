@@ -35,23 +35,27 @@ import time
 from pathlib import Path
 
 try:  # run as part of the benchmarks package, or as a script
-    from .overhead import Step, machine
+    from .overhead import Step, _timed, machine
 except ImportError:
-    from overhead import Step, machine
+    from overhead import Step, _timed, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class CompiledStep:
-    """``Step``'s joint configuration with its loss compiled."""
+    """``Step``'s joint configuration with its loss compiled; ``step`` can be swapped for a new network."""
 
     def __init__(self, step: Step):
         import torch
-        import torch.nn.functional as F
 
         self.step = step
-        self._loss = torch.compile(lambda x, y: F.cross_entropy(self.step.net(x), y)
-                                   + self.step.lam * self.step.net.cost(self.step.cost) / self.step.ref, dynamic=False)
+        self._loss = torch.compile(self.eager_loss, dynamic=False)
+
+    def eager_loss(self, x, y):
+        import torch.nn.functional as F
+
+        net = self.step.net
+        return F.cross_entropy(net(x), y) + self.step.lam * net.cost(self.step.cost) / self.step.ref
 
     def loss(self):
         return self._loss(self.step.x, self.step.y)
@@ -71,54 +75,56 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def _median_step(fn, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
-
-
-def agreement(model: str, batch: int) -> dict:
-    """Largest differences between the compiled and the eager loss and gradients, same network."""
+def agreement(compiled: CompiledStep) -> dict:
+    """Largest differences between the compiled and the eager loss and gradients of its network."""
     import torch
 
-    step = Step(model, "joint", batch)
-    eager = torch.nn.functional.cross_entropy(step.net(step.x), step.y) + step.lam * step.net.cost(step.cost) / step.ref
-    grads = torch.autograd.grad(eager, [p for p in step.net.parameters() if p.requires_grad])
-    compiled = CompiledStep(step).loss()
-    again = torch.autograd.grad(compiled, [p for p in step.net.parameters() if p.requires_grad])
+    params = [p for p in compiled.step.net.parameters() if p.requires_grad]
+    eager = compiled.eager_loss(compiled.step.x, compiled.step.y)
+    grads = torch.autograd.grad(eager, params)
+    loss = compiled.loss()
+    again = torch.autograd.grad(loss, params)
     rel = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) for a, b in zip(again, grads))
-    return {"loss_abs_diff": abs(float(compiled.detach()) - float(eager.detach())), "grad_max_rel_diff": rel}
+    return {"loss_abs_diff": abs(float(loss.detach()) - float(eager.detach())), "grad_max_rel_diff": rel}
 
 
 def probe(model: str, args) -> dict:
     import torch
 
     cold = {}
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a cold cache: what a user's first study pays
-        compiled = CompiledStep(Step(model, "joint", args.batch))
-        cold["first_step_s"] = _seconds(compiled)
-        cold["second_step_s"] = _seconds(compiled)
-        state = compiled.step.net.state
-        state.temperature = 0.7
-        cold["after_temperature_change_s"] = _seconds(compiled)
-        state.temperature = 1.0
-        compiled.step = Step(model, "joint", args.batch)
-        cold["new_network_s"] = _seconds(compiled)
-        cold["new_network_second_step_s"] = _seconds(compiled)
-        steps = {"float": Step(model, "float", args.batch), "joint": Step(model, "joint", args.batch),
-                 "compiled": compiled}
-        for fn in steps.values():
-            for _ in range(args.warmup):
-                fn()
-        times = {name: [] for name in steps}
-        for _ in range(args.repeats):
-            for name, fn in steps.items():
-                times[name].append(_median_step(fn, args.steps))
+        try:
+            compiled = CompiledStep(Step(model, "joint", args.batch))
+            cold["first_step_s"] = _seconds(compiled)
+            cold["second_step_s"] = _seconds(compiled)
+            state = compiled.step.net.state
+            state.temperature = 0.7
+            cold["after_temperature_change_s"] = _seconds(compiled)
+            state.temperature = 1.0
+            compiled.step = Step(model, "joint", args.batch)
+            cold["new_network_s"] = _seconds(compiled)
+            cold["new_network_second_step_s"] = _seconds(compiled)
+            compiled.step = Step(model, "joint", args.batch)  # untrained, as the eager configuration below
+            checked = agreement(compiled)
+            steps = {"float": Step(model, "float", args.batch), "joint": Step(model, "joint", args.batch),
+                     "compiled": compiled}
+            for fn in steps.values():
+                for _ in range(args.warmup):
+                    fn()
+            times = {name: [] for name in steps}
+            for _ in range(args.repeats):
+                for name, fn in steps.items():
+                    times[name].append(_timed(fn, args.steps)[0])
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
     med = {name: statistics.median(v) for name, v in times.items()}
     return {"model": model, "step_s": med, "ratio": {k: med[k] / med["float"] for k in ("joint", "compiled")},
-            "compile": cold, "agreement": agreement(model, args.batch), "threads": torch.get_num_threads()}
+            "compile": cold, "agreement": checked, "threads": torch.get_num_threads()}
 
 
 def markdown(record: dict) -> str:

@@ -151,7 +151,7 @@ def render_bench(bench: dict, figure: Optional[str], smoke: bool) -> List[str]:
     records = bench["methods"]
     first = next(iter(records.values()))
     a0, t0 = first["analysis"], first["timing"]
-    lines = [f"## {bench['title']}", ""]
+    lines = [f"## {bench['title']}", "", *_provenance(bench)]
     if first["dataset"].get("substitute"):
         lines += [f"**The data are a synthetic substitute**: {first['dataset']['substitute']}.", ""]
     sch = first["schedule"]
@@ -208,8 +208,7 @@ def render(record: dict) -> str:
              "the baseline's", ""]
     body = []
     for name, bench in record["benches"].items():
-        lines = render_bench(bench, bench.get("figure"), smoke)
-        body += lines[:2] + _provenance(bench) + lines[2:]
+        body += render_bench(bench, bench.get("figure"), smoke)
     return "\n".join(head + body)
 
 
@@ -267,7 +266,7 @@ def main(argv=None) -> int:
     command = "python -m benchmarks methods " + shlex.join(argv if argv is not None else sys.argv[1:])
     run = set(args.only or BENCHES)
     record = {"smoke": args.smoke, "full_command": FULL_COMMAND,
-              "benches": {name: bench for name, bench in earlier_benches(out / f"{stem}.json", run).items()}}
+              "benches": earlier_benches(out / f"{stem}.json", run)}
     for bench in args.only or list(BENCHES):
         t0 = time.time()
         result = {"command": command, "notes": args.note, "machine": machine(),

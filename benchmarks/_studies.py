@@ -227,6 +227,11 @@ def machine() -> dict:
 
 
 # -- results ----------------------------------------------------------------------------------------
+def kb(bits) -> str:
+    """A memory cost in bits as kB (1000 bytes) with two decimals; "—" when there is none."""
+    return "—" if bits is None else f"{bits / 8000:.2f}"
+
+
 def write_results(out: Path, stem: str, record: dict, text: str, indent: int = 1) -> None:
     """A benchmark's results: ``out/<stem>.json`` (the record) and ``out/<stem>.md`` (its table), atomically."""
     from jointopt._files import atomic_write_text

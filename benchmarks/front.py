@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Dict, List
 
 try:  # run as part of the benchmarks package, or as a script
-    from ._studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kws_root, log_timing, machine, \
-        schedule, write_results
+    from ._studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kb, kws_root, log_timing, \
+        machine, schedule, write_results
 except ImportError:
-    from _studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kws_root, log_timing, machine, \
-        schedule, write_results
+    from _studies import BENCHES, KWS_SPEAKERS, REPO, RESULTS, Timer, analyse, kb, kws_root, log_timing, \
+        machine, schedule, write_results
 
 BUDGET_S = 30 * 60
 
@@ -159,10 +159,6 @@ def from_run(path: str) -> dict:
 
 
 # -- the markdown ------------------------------------------------------------------------------------
-def kb(bits) -> str:
-    return "—" if bits is None else f"{bits / 8000:.2f}"
-
-
 def _hist(h: dict) -> str:
     return " ".join(f"{b}b:{n}" for b, n in sorted(((int(b), n) for b, n in h.items()), reverse=True))
 

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 try:  # run as part of the benchmarks package, or as a script
-    from ._studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kws_root, log_timing, machine, \
-        schedule, share_warmup, write_results
+    from ._studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kb, kws_root, log_timing, \
+        machine, schedule, share_warmup, write_results
 except ImportError:
-    from _studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kws_root, log_timing, machine, \
-        schedule, share_warmup, write_results
+    from _studies import BENCHES, ISO_TOLERANCE, KWS_SPEAKERS, Timer, analyse, kb, kws_root, log_timing, \
+        machine, schedule, share_warmup, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -136,14 +136,10 @@ def compare_figure(bench: dict, out: Path) -> Path:
 
 
 # -- the markdown ------------------------------------------------------------------------------------
-def _kb(bits) -> str:
-    return "—" if bits is None else f"{bits / 8000:.2f}"
-
-
 def _iso(iso: Optional[dict]) -> str:
     if not iso:
         return "none within 0.5"
-    return (f"{_kb(iso['cost'])} kB ({-iso['reduction_pct']:+.1f} %), val {iso['val_acc']:.2f}, "
+    return (f"{kb(iso['cost'])} kB ({-iso['reduction_pct']:+.1f} %), val {iso['val_acc']:.2f}, "
             f"test {iso['test_acc']:.2f} vs {iso['baseline_test_acc']:.2f}")
 
 
@@ -164,7 +160,7 @@ def render_bench(bench: dict, figure: Optional[str], smoke: bool) -> List[str]:
               f"- shared by every method (trained in the first method's study): warm-up {t0['warmup_s']:.0f} s, "
               f"uniform baselines {t0['baselines_s']:.0f} s",
               "- uniform baselines: " + ", ".join(
-                  f"{k} val {b['val_acc']:.2f} / test {b['test_acc']:.2f} @ {_kb(b['cost'])} kB"
+                  f"{k} val {b['val_acc']:.2f} / test {b['test_acc']:.2f} @ {kb(b['cost'])} kB"
                   for k, b in a0["baselines"].items() if b.get("cost") is not None), ""]
     lines += ["| method | trials | front points | smallest memory at iso-accuracy with w8 (vs w8) | "
               "with w4 (vs w4) | hypervolume val (test) | trials' wall time (mean per trial) |",

@@ -104,8 +104,9 @@ class RamCost(CostModel):
         sizes = [size for size, _ in buffers]
         lives = [life for _, life in buffers]
         steps = sorted({t for life in lives for t in life})
-        live = torch.stack([sum((s for s, life in zip(sizes, lives) if life[0] <= t <= life[1]),
-                                torch.zeros(())) for t in steps])
+        zero = torch.zeros((), device=layers[0].kept_in.device)  # the statistics' device (a GPU in a search)
+        live = torch.stack([sum((s for s, life in zip(sizes, lives) if life[0] <= t <= life[1]), zero)
+                            for t in steps])
         # the value is the largest live total; its gradient spreads over the operations within a few
         # per cent of it, so the search also sees the next-largest steps it would meet after pruning
         weights = torch.softmax(live.detach() / max(0.02 * float(live.detach().max()), 1e-6), dim=0)
@@ -133,7 +134,8 @@ class RamCost(CostModel):
             return s.kept_out if kind == "out" else _scratch_bytes(s)
 
         lives = st.lifetimes()
-        return [(st.storage_bytes(s, count) * torch.ones(()), lives[s]) for s in sorted(lives)]
+        one = torch.ones((), device=layers[0].kept_in.device)  # constant sizes join the statistics' device
+        return [(st.storage_bytes(s, count) * one, lives[s]) for s in sorted(lives)]
 
 
 def _chain(layers: Sequence[LayerStats]):

@@ -124,7 +124,8 @@ class CostModel:
         costs = [self.layer_cost(layer) for layer in layers]
         if not costs:
             return torch.zeros(())
-        return torch.stack([torch.as_tensor(c, dtype=torch.float32) for c in costs]).sum()
+        device = next((c.device for c in costs if isinstance(c, torch.Tensor)), None)  # plain numbers join it
+        return torch.stack([torch.as_tensor(c, dtype=torch.float32, device=device) for c in costs]).sum()
 
     def batch_cost(self, batch: LayerBatch) -> Optional[torch.Tensor]:
         """Optional: the network cost of every layer at once, as one tensor expression.

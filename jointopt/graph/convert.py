@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -79,11 +80,20 @@ def convert(model: nn.Module, example_input: Union[torch.Tensor, Tuple[torch.Ten
                                 info.in_segments, info.act_signed, clips[name])
         _replace_submodule(gm, name, layer)
     network = SearchableNetwork(gm, gates, state, analysis, space)
+    network.to(_device_of(source, inputs))  # the selectors and clips made above start on the CPU
     for _, layer in network.searchable_layers():
         layer.bind(dict(network.gates.items()))
     _fix_data_clips(network, inputs)
     network.train(was_training)
     return network
+
+
+def _device_of(model: nn.Module, inputs) -> torch.device:
+    """Where the searchable network lives: with the model's weights (else with the example input)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers(), inputs):
+        if isinstance(tensor, torch.Tensor):
+            return tensor.device
+    return torch.device("cpu")
 
 
 def _fix_data_clips(network: SearchableNetwork, inputs) -> None:

@@ -36,7 +36,7 @@ class FrozenLayer(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         self.register_buffer("bits", bits.detach().to(torch.int64).clone())
         if log_step is None:
-            log_step = torch.zeros(self.bits.shape, dtype=self.weight.dtype)
+            log_step = torch.zeros(self.bits.shape, dtype=self.weight.dtype, device=self.weight.device)
             for b in torch.unique(self.bits).tolist():
                 rows = self.bits == b
                 if b > 0 and bool(rows.any()):
@@ -44,7 +44,7 @@ class FrozenLayer(nn.Module):
         self.log_step = nn.Parameter(log_step.detach().to(self.weight.dtype).reshape(self.bits.shape).clone())
         self.act_bits = int(act_bits)
         self.act_signed = bool(act_signed)
-        self.act_clip = nn.Parameter(torch.tensor(float(act_clip)), requires_grad=learn_clip)
+        self.act_clip = nn.Parameter(torch.tensor(float(act_clip), device=self.weight.device), requires_grad=learn_clip)
         self.weight_bits = tuple(weight_bits)  # the search's candidate widths, for cost statistics
         self.act_choices = tuple(act_choices) or (self.act_bits,)
         self.quantize = True

@@ -358,7 +358,7 @@ def mean_bits(stats) -> float:
     for s in stats:
         w = s.weights_at_bits()
         weights += float(w.sum())
-        bits += float((w * torch.tensor(s.weight_bits, dtype=w.dtype)).sum())
+        bits += float((w * torch.tensor(s.weight_bits, dtype=w.dtype, device=w.device)).sum())
     return bits / weights if weights else 0.0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("resnet8", "resnet18")
+ROW = "{model:9s} {mode:6s} amp={amp} workers={workers}: {rate:8.2f} steps/s"  # one measured row, as printed
 
 
 def make_step(model_name: str, mode: str, amp: bool, batch: int, device: str):
@@ -107,6 +108,26 @@ def run_workers(model_name: str, mode: str, amp: bool, args, workers: int, devic
     return sum(rates)
 
 
+def write(record: dict) -> None:
+    """benchmarks/results/gpu.{json,md} from ``record`` (its rows so far; ``complete`` says whether all ran)."""
+    (RESULTS / "gpu.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = [f"# GPU throughput ({', '.join(record['gpus'])}, torch {record['torch']}, batch {record['batch']})", "",
+             f"Command: `{record['command']}` ({record['date']}, {record.get('steps', '?')} timed steps after "
+             f"{record.get('warmup', '?')} untimed ones per row)", ""]
+    notes = record.get("notes", [])
+    lines += [f"- note: {n}" for n in notes] + ([""] if notes else [])
+    if not record["complete"]:
+        lines += ["**The run stopped before its last rows**: the table holds the rows it measured.", ""]
+    lines += ["| model | step | AMP | workers | steps/s | vs float, same AMP and workers |", "|---|---|---|---|---|---|"]
+    rate = {(r["model"], r["mode"], r["amp"], r["workers"]): r["steps_per_s"] for r in record["rows"]}
+    for r in record["rows"]:
+        base = rate.get((r["model"], "float", r["amp"], r["workers"]))
+        ratio = f"{r['steps_per_s'] / base:.2f}x" if base else "—"
+        lines.append(f"| {r['model']} | {r['mode']} | {'bf16' if r['amp'] else 'off'} | {r['workers']} | "
+                     f"{r['steps_per_s']:.2f} | {ratio} |")
+    (RESULTS / "gpu.md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks gpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo models (default: %(default)s)")
@@ -130,34 +151,24 @@ def main(argv=None) -> int:
               "a GPU run: python -m benchmarks gpu")
         return 0
     devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if cuda else ["cpu"]
-    rows = []
-    for model_name in args.models.split(","):
-        for mode in ("float", "search"):
-            for amp in (False, True):
-                for workers in map(int, args.workers.split(",")):
-                    rate = run_workers(model_name, mode, amp, args, workers, devices) if workers > 1 else \
-                        steps_per_second(model_name, mode, amp, args, devices[0])
-                    rows.append({"model": model_name, "mode": mode, "amp": amp, "workers": workers,
-                                 "steps_per_s": rate})
-                    print(f"{model_name:9s} {mode:6s} amp={'on ' if amp else 'off'} workers={workers}: "
-                          f"{rate:8.2f} steps/s", flush=True)
-    if not cuda:
-        print("CPU smoke run: results files not written")
-        return 0
     record = {"command": "python -m benchmarks gpu " + " ".join(argv if argv is not None else sys.argv[1:]),
               "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
               "torch": torch.__version__, "cuda": torch.version.cuda, "host": platform.node(),
-              "date": datetime.datetime.now().isoformat(timespec="seconds"), "batch": args.batch, "rows": rows}
-    (RESULTS / "gpu.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = [f"# GPU throughput ({', '.join(record['gpus'])}, torch {record['torch']}, batch {args.batch})", "",
-             f"Command: `{record['command']}` ({record['date']})", "",
-             "| model | step | AMP | workers | steps/s | vs float, same AMP and workers |", "|---|---|---|---|---|---|"]
-    rate = {(r["model"], r["mode"], r["amp"], r["workers"]): r["steps_per_s"] for r in rows}
-    for r in rows:
-        base = rate[(r["model"], "float", r["amp"], r["workers"])]
-        lines.append(f"| {r['model']} | {r['mode']} | {'bf16' if r['amp'] else 'off'} | {r['workers']} | "
-                     f"{r['steps_per_s']:.2f} | {r['steps_per_s'] / base:.2f}x |")
-    (RESULTS / "gpu.md").write_text("\n".join(lines) + "\n")
+              "date": datetime.datetime.now().isoformat(timespec="seconds"), "batch": args.batch,
+              "steps": args.steps, "warmup": args.warmup, "rows": [], "complete": False}
+    plan = [(m, mode, amp, w) for m in args.models.split(",") for mode in ("float", "search") for amp in (False, True)
+            for w in map(int, args.workers.split(","))]
+    for model_name, mode, amp, workers in plan:
+        rate = run_workers(model_name, mode, amp, args, workers, devices) if workers > 1 else \
+            steps_per_second(model_name, mode, amp, args, devices[0])
+        record["rows"].append({"model": model_name, "mode": mode, "amp": amp, "workers": workers, "steps_per_s": rate})
+        print(ROW.format(model=model_name, mode=mode, amp="on " if amp else "off", workers=workers, rate=rate), flush=True)
+        record["complete"] = len(record["rows"]) == len(plan)
+        if cuda:  # after every row: a run stopped early keeps what it measured
+            write(record)
+    if not cuda:
+        print("CPU smoke run: results files not written")
+        return 0
     print(f"written: {RESULTS / 'gpu.md'}")
     return 0
 

@@ -25,3 +25,19 @@ def test_step_loop_smoke_on_cpu(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert out.count("steps/s") == 4  # float and search, AMP off and on
     assert "results files not written" in out and not list(tmp_path.iterdir())
+
+
+def test_each_row_is_written_as_it_is_measured(monkeypatch, tmp_path):
+    monkeypatch.setattr(gpu, "RESULTS", tmp_path)
+    rows = [{"model": "resnet8", "mode": "float", "amp": False, "workers": 1, "steps_per_s": 200.0},
+            {"model": "resnet8", "mode": "search", "amp": False, "workers": 1, "steps_per_s": 40.0},
+            {"model": "resnet8", "mode": "search", "amp": True, "workers": 1, "steps_per_s": 30.0}]
+    record = {"command": "python -m benchmarks gpu", "gpus": ["X"], "torch": "t", "cuda": "c", "host": "h",
+              "date": "d", "batch": 128, "steps": 20, "warmup": 5, "rows": rows, "complete": False}
+    gpu.write(record)
+    md = (tmp_path / "gpu.md").read_text()
+    assert "stopped before its last rows" in md
+    assert "| resnet8 | search | off | 1 | 40.00 | 0.20x |" in md
+    assert "| resnet8 | search | bf16 | 1 | 30.00 | — |" in md  # no float row with AMP was measured
+    gpu.write(dict(record, complete=True))
+    assert "stopped" not in (tmp_path / "gpu.md").read_text()

@@ -3,6 +3,8 @@
     python -m benchmarks methods                                  # both benchmarks, every method, seed 0
     python -m benchmarks methods --only fashion_mnist --methods joint,magnitude,random
     python -m benchmarks methods --smoke                          # a tiny budget: does it run? (not the benchmark)
+    python -m benchmarks methods --only fashion_mnist --continue runs/bench-methods/fashion_mnist-seed0-<stamp>
+                                                                  # go on with a run stopped part-way
 
 Per benchmark, each method runs a whole study (``jointopt search --method NAME`` on the benchmark's
 config: same data, model, cost models, step budget per trial and number of trials; ``uniform``
@@ -57,7 +59,8 @@ def method_overrides(method: str, config, args) -> List[str]:
     return []
 
 
-def run_method(bench: str, method: str, args, shared: Optional[Path], stamp: str) -> dict:
+def run_method(bench: str, method: str, args, shared: Optional[Path], run_dir: Path) -> dict:
+    """Run (or, where ``run_dir`` already holds its study, resume) one method's study."""
     from jointopt.config import Config
     from jointopt.tune.study import Study
 
@@ -74,18 +77,21 @@ def run_method(bench: str, method: str, args, shared: Optional[Path], stamp: str
     config = config.override(overrides)
     extra = method_overrides(method, config, args)
     config = config.override(extra) if extra else config
-    run_dir = Path(args.runs) / f"{bench}-seed{args.seed}-{stamp}" / method
-    if shared is not None:  # the warm-up network and the uniform baselines of the first method's study
+    resume = (run_dir / "config.yaml").is_file()  # a study stopped part-way (--continue)
+    if shared is not None and not resume:  # the warm-up network and the uniform baselines of the first method's study
         share_warmup(shared, run_dir)
     timer = Timer()
     started = datetime.datetime.now(datetime.timezone.utc)
-    print(f"[{bench}] {method}: {config.tuner.trials} trials in {run_dir}", file=sys.stderr, flush=True)
-    summary = Study(config, run_dir, listeners=[timer], argv=[sys.executable, *sys.argv]).run()
+    print(f"[{bench}] {method}: {config.tuner.trials} trials in {run_dir}" + (" (resumed)" if resume else ""),
+          file=sys.stderr, flush=True)
+    summary = Study(config, run_dir, resume=resume, listeners=[timer], argv=[sys.executable, *sys.argv]).run()
     end = time.time()
     timer.close()
     return {"bench": bench, "method": method, "run_dir": str(run_dir), "date_utc": started.isoformat(timespec="seconds"),
             "overrides": [f"method={method}", *overrides, *extra], "shared_from": str(shared) if shared else None,
-            "schedule": schedule(config), "timing": timer.summary(end), "analysis": analyse(summary),
+            "schedule": schedule(config),
+            # a resumed study's own timer saw only its end: the whole study's times come from its log
+            "timing": log_timing(run_dir) if resume else timer.summary(end), "analysis": analyse(summary),
             "dataset": json.loads((run_dir / "dataset.json").read_text())}
 
 
@@ -108,8 +114,14 @@ def recorded_method(bench: str, method: str, run_dir: Path) -> Optional[dict]:
             "dataset": json.loads((run_dir / "dataset.json").read_text())}
 
 
+def with_warmup(base: Path) -> Optional[Path]:
+    """A method's run directory under ``base`` that holds the warm-up and the baselines (to share)."""
+    return next((d for d in sorted(base.iterdir()) if (d / "baselines.json").is_file()), None) if base.is_dir() else None
+
+
 def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
     records, shared = {}, None
+    base = Path(args.continue_dir or Path(args.runs) / f"{bench}-seed{args.seed}-{stamp}")
     for method in methods:
         if args.from_runs:
             record = recorded_method(bench, method, Path(args.from_runs) / method)
@@ -118,7 +130,14 @@ def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
                 continue
             records[method] = record
             continue
-        records[method] = run_method(bench, method, args, shared, stamp)
+        if args.continue_dir:
+            record = recorded_method(bench, method, base / method)
+            if record is not None:
+                print(f"[{bench}] {method}: finished in {base / method}; read", file=sys.stderr)
+                records[method] = record
+                continue
+            shared = shared or with_warmup(base)
+        records[method] = run_method(bench, method, args, shared, base / method)
         shared = shared or Path(records[method]["run_dir"])
     if not records:
         raise SystemExit(f"no finished study of any of {', '.join(methods)} under {args.from_runs}/<method>: give "
@@ -247,10 +266,17 @@ def main(argv=None) -> int:
                         help="speakers of the synthetic keyword corpus (built if missing, 4-11 min for 1000)")
     parser.add_argument("--from-runs", metavar="DIR", help="analyse the finished method studies under DIR/<method> "
                         "(a run of this benchmark, e.g. one stopped part-way) instead of running them; with one --only")
+    parser.add_argument("--continue", dest="continue_dir", metavar="DIR",
+                        help="go on with a run of this benchmark stopped part-way (DIR holds one run directory per "
+                        "method): finished studies are read, a study stopped part-way resumes, the others run "
+                        "sharing its warm-up; with one --only. Two processes with different --methods may share DIR "
+                        "once the first method's baselines are trained")
     parser.add_argument("--note", action="append", default=[], help="a line for the results' header (repeatable)")
     args = parser.parse_args(argv)
     if args.from_runs and len(args.only or []) != 1:
         parser.error("--from-runs needs exactly one --only BENCH (the benchmark those run directories belong to)")
+    if args.continue_dir and (len(args.only or []) != 1 or args.from_runs):
+        parser.error("--continue needs exactly one --only BENCH and no --from-runs")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in list_methods()]
     if unknown:
@@ -269,7 +295,8 @@ def main(argv=None) -> int:
                   "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         result.update(run_bench(bench, methods, args, stamp))
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
-        result["wall_s"] = None if args.from_runs else time.time() - t0  # analysing recorded studies takes no study time
+        # analysing recorded studies takes no study time; a continued run's wall time is not this process's
+        result["wall_s"] = None if args.from_runs or args.continue_dir else time.time() - t0
         record["benches"][bench] = result
         record["benches"] = {name: record["benches"][name] for name in BENCHES if name in record["benches"]}
         write_results(out, stem, record, render(record))

@@ -63,3 +63,25 @@ def test_a_run_of_one_benchmark_keeps_the_others_already_recorded(tmp_path):
     assert kept["fashion_mnist"]["command"] == "python -m benchmarks methods --only fashion_mnist"
     assert kept["fashion_mnist"]["machine"]["git_commit"] == "abc"
     assert earlier_benches(tmp_path / "missing.json", redone=set()) == {}
+
+
+def test_continue_reads_finished_studies_and_runs_the_rest_sharing_the_first_warmup(tmp_path, monkeypatch):
+    import argparse
+
+    from benchmarks import methods as bench_methods
+
+    base = tmp_path / "fashion_mnist-seed0-20261204"
+    (base / "joint").mkdir(parents=True)
+    for name in ("baselines.json", "front.json"):  # finished, with the shared warm-up and baselines
+        (base / "joint" / name).write_text("{}")
+    (base / "uniform").mkdir()
+    (base / "uniform" / "config.yaml").write_text("")  # stopped part-way: it resumes in its own folder
+    monkeypatch.setattr(bench_methods, "recorded_method", lambda bench, method, run_dir: (
+        {"method": method, "read": True} if (run_dir / "front.json").is_file() else None))
+    calls = []
+    monkeypatch.setattr(bench_methods, "run_method", lambda bench, method, args, shared, run_dir: (
+        calls.append((method, shared, run_dir)) or {"method": method, "run_dir": str(run_dir)}))
+    args = argparse.Namespace(from_runs=None, continue_dir=str(base), runs=str(tmp_path / "elsewhere"), seed=0)
+    out = bench_methods.run_bench("fashion_mnist", ["joint", "uniform", "random"], args, "20261205-000000")
+    assert out["methods"]["joint"] == {"method": "joint", "read": True}
+    assert calls == [("uniform", base / "joint", base / "uniform"), ("random", base / "joint", base / "random")]

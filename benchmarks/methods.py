@@ -31,6 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as benchmarks/front.py: s
 import argparse
 import datetime
 import json
+import math
 import shlex
 import sys
 import time
@@ -145,13 +146,22 @@ def run_bench(bench: str, methods: List[str], args, stamp: str) -> dict:
     return {"bench": bench, "title": BENCHES[bench]["title"], "config": BENCHES[bench]["config"], "methods": records}
 
 
+def figure_floor(bench: dict) -> Optional[float]:
+    """Where the compare figure's accuracy axis starts: 10 points below the worst uniform baseline, so that
+    collapsed trials (a strength far too high) do not squeeze every front into the top of the figure."""
+    first = next(iter(bench["methods"].values()))
+    accs = [b["val_acc"] for name, b in first["analysis"]["baselines"].items()
+            if name != "float" and b.get("cost") is not None]
+    return float(math.floor(min(accs) - 10)) if accs else None
+
+
 def compare_figure(bench: dict, out: Path) -> Path:
-    """Every method's front on one figure (``jointopt report RUN --compare ...``'s figure)."""
+    """Every method's front on one figure (``jointopt report RUN --compare ... --min-accuracy``'s figure)."""
     from jointopt.report import compare_figure as figure, load_run
     from jointopt.report._render import save_png
 
     runs = [load_run(r["run_dir"]) for r in bench["methods"].values()]
-    return save_png(figure(runs, "memory", False, "val", list(bench["methods"])), out)
+    return save_png(figure(runs, "memory", False, "val", list(bench["methods"]), figure_floor(bench)), out)
 
 
 # -- the markdown ------------------------------------------------------------------------------------
@@ -193,7 +203,11 @@ def render_bench(bench: dict, figure: Optional[str], smoke: bool) -> List[str]:
     lines.append(f"| uniform w8/w4/w2 (baselines) | — | — | — | — | {a0['hypervolume']['uniform_val']:.3f} "
                  f"({a0['hypervolume']['uniform_test']:.3f}) | — |")
     if figure:
+        floor = bench.get("figure_floor")  # recorded when the figure was drawn (older figures have none)
         lines += ["", f"![every method's front]({figure})" + (" (smoke budget: meaningless)" if smoke else "")]
+        if floor is not None:
+            lines += ["", f"The figure's accuracy axis starts at {floor:g} % (10 points below the worst uniform "
+                      "baseline); it counts the trials below."]
     return lines + [""]
 
 
@@ -295,6 +309,7 @@ def main(argv=None) -> int:
                   "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         result.update(run_bench(bench, methods, args, stamp))
         result["figure"] = compare_figure(result, out / f"{stem}_{bench}.png").name
+        result["figure_floor"] = figure_floor(result)
         # analysing recorded studies takes no study time; a continued run's wall time is not this process's
         result["wall_s"] = None if args.from_runs or args.continue_dir else time.time() - t0
         record["benches"][bench] = result

@@ -21,6 +21,7 @@ examples:
   jointopt report runs/a --target bitops            # plot another cost the study reported
   jointopt report runs/memory --compare runs/mpic --target mpic --label memory-target,mpic-target
   jointopt report runs/a --format json              # the front, baselines and files for scripts
+  jointopt report runs/a --compare runs/b --min-accuracy 90   # axis from 90 %: collapsed trials off the figure
 """
 
 
@@ -37,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--target", metavar="NAME", help="cost to plot (default: the study's target); "
                                                      "any cost the study reported, e.g. bitops")
     p.add_argument("--log-cost", action="store_true", help="log-scale cost axis")
+    p.add_argument("--min-accuracy", type=float, default=None, metavar="A",
+                   help="start the figures' accuracy axis at A %% (e.g. 90), so that collapsed trials do not squeeze "
+                        "the front into the top of the figure; the figure says how many trials lie below")
     p.add_argument("--accuracy", choices=("val", "test"), default="val",
                    help="accuracy on the figures (default: val; the front is always selected on validation)")
     p.add_argument("--out", metavar="DIR", help="write the files here instead of into RUN")
@@ -58,7 +62,7 @@ def run(args) -> int:
                           "--compare); give one label per run, in order, or none")
     data = load_run(args.run)
     files = write_report(data, target=args.target, log_cost=args.log_cost, accuracy=args.accuracy,
-                         compare=args.compare, labels=args.label or None, out=args.out,
+                         compare=args.compare, labels=args.label or None, out=args.out, min_accuracy=args.min_accuracy,
                          tensorboard=not args.no_tensorboard)
     target = args.target or data.target
     compared = None

@@ -23,8 +23,10 @@ def plot_unit(runs: Sequence[RunData], target: str) -> CostUnit:
     return cost_unit(target).fitted(values)
 
 
-def pareto_figure(run: RunData, target: Optional[str] = None, log_cost: bool = False, accuracy: str = "val"):
-    """Accuracy vs ``target`` cost of one run: front highlighted, dominated trials faded, baselines."""
+def pareto_figure(run: RunData, target: Optional[str] = None, log_cost: bool = False, accuracy: str = "val",
+                  min_accuracy: Optional[float] = None):
+    """Accuracy vs ``target`` cost of one run: front highlighted, dominated trials faded, baselines.
+    ``min_accuracy``: the accuracy axis starts there; the trials below it are counted on the figure."""
     target = target or run.target
     unit = plot_unit([run], target)
     fig = new_figure(8.2, 5.6)
@@ -36,14 +38,16 @@ def pareto_figure(run: RunData, target: Optional[str] = None, log_cost: bool = F
     ax.set_title(f"{where}accuracy vs {target} — {len(run.results)} trials, {len(front)} on the Pareto front",
                  fontsize=11)
     _finish_axes(ax, unit, accuracy, log_cost, w8=_w8_cost(run, target))
+    _floor(ax, [run], target, ACCURACY_KEYS[accuracy], min_accuracy)
     if not run.results:
         ax.text(0.5, 0.5, "no completed trials yet", transform=ax.transAxes, ha="center", color="gray")
     return fig
 
 
 def compare_figure(runs: Sequence[RunData], target: Optional[str] = None, log_cost: bool = False,
-                   accuracy: str = "val", labels: Optional[Sequence[str]] = None):
-    """Several studies' fronts on one axis (e.g. two cost-model targets, or jointopt vs a baseline)."""
+                   accuracy: str = "val", labels: Optional[Sequence[str]] = None, min_accuracy: Optional[float] = None):
+    """Several studies' fronts on one axis (e.g. two cost-model targets, or jointopt vs a baseline);
+    ``min_accuracy`` as in :func:`pareto_figure`."""
     target = target or runs[0].target
     labels = list(labels) if labels else run_labels(runs)
     unit = plot_unit(runs, target)
@@ -54,7 +58,22 @@ def compare_figure(runs: Sequence[RunData], target: Optional[str] = None, log_co
     ax.set_title(f"Pareto fronts compared on {target} ({len(runs)} studies)", fontsize=11)
     _finish_axes(ax, unit, accuracy, log_cost, w8=None)
     _key_to_markers(ax, runs, target)
+    _floor(ax, runs, target, ACCURACY_KEYS[accuracy], min_accuracy)
     return fig
+
+
+def _floor(ax, runs: Sequence[RunData], target: str, acc: str, min_accuracy: Optional[float]) -> None:
+    """Start the accuracy axis at ``min_accuracy`` (collapsed trials otherwise squeeze the front into a
+    sliver at the top) and say on the figure how many trials lie below it."""
+    if min_accuracy is None:
+        return
+    below = sum(1 for run in runs for r in run.results if target in r.get("costs", {}) and r[acc] < min_accuracy)
+    highest = max([r[acc] for run in runs for r in run.results] +
+                  [b[acc] for run in runs for b in run.baselines.values() if acc in b] + [min_accuracy + 1.0])
+    ax.set_ylim(min_accuracy, highest + 0.06 * (highest - min_accuracy))  # the margin _finish_axes gives
+    if below:
+        ax.text(0.01, 0.01, f"{below} trial{'s' if below != 1 else ''} below {min_accuracy:g} % not shown",
+                transform=ax.transAxes, fontsize=8, color="#555555", va="bottom")
 
 
 def _key_to_markers(ax, runs: Sequence[RunData], target: str) -> None:

@@ -32,7 +32,7 @@ class ReportFiles:
 
 def write_report(run, target: Optional[str] = None, log_cost: bool = False, accuracy: str = "val",
                  compare: Sequence = (), labels: Optional[Sequence[str]] = None, out=None,
-                 tensorboard: bool = True) -> ReportFiles:
+                 tensorboard: bool = True, min_accuracy: Optional[float] = None) -> ReportFiles:
     """Write ``pareto.png``, ``pareto.csv``, ``trials/<n>/allocation.png`` (+ ``allocation_evolution.png``),
     ``report.html`` and, with ``compare``, ``compare.png``/``compare.csv``; add the missing TensorBoard runs.
 
@@ -45,6 +45,7 @@ def write_report(run, target: Optional[str] = None, log_cost: bool = False, accu
         labels: legend labels of ``[run, *compare]`` (default: folder name and target).
         out: where to write (default: the run directory itself).
         tensorboard: write TensorBoard runs that are missing under ``RUN/tb``.
+        min_accuracy: start the figures' accuracy axis there (they say how many trials lie below).
     """
     from ._allocation import allocation_figure, allocation_title, evolution_figure
     from ._html import render_html
@@ -60,7 +61,7 @@ def write_report(run, target: Optional[str] = None, log_cost: bool = False, accu
         other.check_target(target)
     out = Path(out) if out is not None else run.path
     front = run.front(target)
-    pareto = to_png(pareto_figure(run, target, log_cost, accuracy))
+    pareto = to_png(pareto_figure(run, target, log_cost, accuracy, min_accuracy))
     files = ReportFiles(out / "pareto.png", out / "pareto.csv", out / "report.html", front=front)
     write_atomic(files.pareto_png, pareto)
     write_atomic(files.pareto_csv, pareto_csv(run, front, target))
@@ -88,7 +89,7 @@ def write_report(run, target: Optional[str] = None, log_cost: bool = False, accu
     if others:
         runs = [run, *others]
         names = list(labels) if labels else run_labels(runs)
-        png = to_png(compare_figure(runs, target, log_cost, accuracy, names))
+        png = to_png(compare_figure(runs, target, log_cost, accuracy, names, min_accuracy))
         files.compare_png, files.compare_csv = out / "compare.png", out / "compare.csv"
         write_atomic(files.compare_png, png)
         write_atomic(files.compare_csv, _compare_csv(runs, names, target))

@@ -199,3 +199,20 @@ def test_every_method_gets_its_own_colour_in_a_comparison():
     from jointopt.report._render import RUN_COLORS
 
     assert len(set(RUN_COLORS)) == len(RUN_COLORS) >= len(list_methods())
+
+
+def test_min_accuracy_starts_the_axis_there_and_counts_the_trials_below(live_run):
+    from jointopt.report._pareto import compare_figure, pareto_figure
+
+    data = load_run(live_run)
+    accs = sorted(r["val_acc"] for r in data.results)
+    floor = (accs[0] + accs[-1]) / 2 if accs[0] < accs[-1] else accs[0] + 0.5  # at least one trial below
+    below = sum(a < floor for a in accs)
+    for fig, n in ((pareto_figure(data, min_accuracy=floor), below),
+                   (compare_figure([data, data], min_accuracy=floor), 2 * below)):  # both runs' trials count
+        ax = fig.axes[0]
+        assert ax.get_ylim()[0] == floor
+        texts = [t.get_text() for t in ax.texts]
+        assert any(t.startswith(f"{n} trial") and f"below {floor:g} % not shown" in t for t in texts), texts
+    plain = pareto_figure(data).axes[0]
+    assert plain.get_ylim()[0] < floor and not any("not shown" in t.get_text() for t in plain.texts)

@@ -99,26 +99,19 @@ def model_rows(**_) -> List[dict]:
 def dataset_rows(root=None, **_) -> List[dict]:
     from pathlib import Path
 
-    from ..data import default_root, describe_dataset, list_datasets
+    from ..data import default_root, describe_dataset, list_datasets, locate_dataset
 
     folder = Path(root).expanduser() if root is not None else default_root()
-    return [{"name": name, "description": describe_dataset(name), "state": _dataset_state(name, folder)}
+    return [{"name": name, "description": describe_dataset(name), "state": _dataset_state(name, folder, locate_dataset)}
             for name in list_datasets()]
 
 
-def _dataset_state(name: str, root) -> str:
-    if name == "digits":
-        return "bundled"
+def _dataset_state(name: str, root, locate) -> str:
     if (root / name / "cache.pt").is_file():
         return "prepared"
     if (root / name).is_dir():
         return "files present"
-    if name == "fashion_mnist":
-        from ..data._fashion_mnist import FILES, SYSTEM_DIR
-
-        if all((SYSTEM_DIR / f.filename).is_file() for f in FILES.values()):
-            return f"system copy in {SYSTEM_DIR}"
-    return ""
+    return locate(name) or ""
 
 
 def cost_model_rows(**_) -> List[dict]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ._base import Augmentation, Dataset, Split
 from ._cache import default_root
 from ._folder import image_folder
-from ._registry import describe_dataset, get_dataset, list_datasets, register_dataset
+from ._registry import describe_dataset, get_dataset, list_datasets, locate_dataset, register_dataset
 
 __all__ = ["Augmentation", "Dataset", "Split", "default_root", "describe_dataset", "get_dataset", "image_folder",
-           "list_datasets", "register_dataset"]
+           "list_datasets", "locate_dataset", "register_dataset"]

@@ -19,6 +19,11 @@ TEST_FRACTION = 0.2
 TEST_SEED = 0
 
 
+def locate() -> Optional[str]:
+    """``jointopt data list``: the images come with scikit-learn."""
+    return "bundled" if _bundled_csv() is not None else None
+
+
 def _bundled_csv() -> Optional[Path]:
     """scikit-learn's ``datasets/data/digits.csv.gz``, found without importing scikit-learn."""
     spec = importlib.util.find_spec("sklearn")

@@ -73,6 +73,13 @@ def _find(root: Path, download: bool):
     return {k: _read_idx(fetch(f, root / NAME)) for k, f in FILES.items()}, str(root / NAME)
 
 
+def locate() -> Optional[str]:
+    """``jointopt data list``: Debian's copy, when the package is installed."""
+    if all((SYSTEM_DIR / f.filename).is_file() for f in FILES.values()):
+        return f"system copy in {SYSTEM_DIR}"
+    return None
+
+
 def _read_system_copy() -> Optional[dict]:
     if not all((SYSTEM_DIR / f.filename).is_file() for f in FILES.values()):
         return None

@@ -22,6 +22,9 @@ from ._cache import resolve_root
 class _Entry:
     factory: Callable[..., Dataset]
     description: str
+    # where the data set's files are found other than in DATA_DIR/NAME (bundled with a package, a system
+    # copy), as `jointopt data list` shows it; None when they are not there
+    locate: Optional[Callable[[], Optional[str]]] = None
 
 
 class _Lazy:
@@ -37,10 +40,12 @@ class _Lazy:
 
 _BUILTINS = {
     "digits": ("jointopt.data._digits:load",
-               "scikit-learn's 8x8 handwritten digits (1,797 images, bundled; the quickstart data set)"),
+               "scikit-learn's 8x8 handwritten digits (1,797 images, bundled; the quickstart data set)",
+               "jointopt.data._digits:locate"),
     "cifar10": ("jointopt.data._cifar10:load", "CIFAR-10, 32x32 RGB, 10 classes (python pickles, 163 MB download)"),
     "fashion_mnist": ("jointopt.data._fashion_mnist:load",
-                      "Fashion-MNIST, 28x28 grey, 10 classes (IDX; Debian's dataset-fashion-mnist is used if installed)"),
+                      "Fashion-MNIST, 28x28 grey, 10 classes (IDX; Debian's dataset-fashion-mnist is used if installed)",
+                      "jointopt.data._fashion_mnist:locate"),
     "gsc": ("jointopt.data._gsc:load",
             "Google Speech Commands v0.02, 12-class keyword spotting, MFCC 49x10 (2.4 GB download)"),
     "synthetic_kws": ("jointopt.data.synthetic_kws:load",
@@ -53,9 +58,9 @@ _REGISTRY: Registry[_Entry] = Registry("data set")
 
 
 def _register_builtins(registry: Registry) -> None:
-    for name, (target, description) in _BUILTINS.items():
+    for name, (target, description, *locate) in _BUILTINS.items():
         try:
-            registry.register(name, _Entry(_Lazy(target), description))
+            registry.register(name, _Entry(_Lazy(target), description, _Lazy(locate[0]) if locate else None))
         except ValueError:  # the user registered this name before the first lookup: theirs wins
             pass
 
@@ -64,11 +69,14 @@ _REGISTRY.add_loader(_register_builtins)
 
 
 def register_dataset(name: str, factory: Optional[Callable[..., Dataset]] = None, *,
-                     description: str = "", overwrite: bool = False):
+                     description: str = "", overwrite: bool = False,
+                     locate: Optional[Callable[[], Optional[str]]] = None):
     """Register a data-set factory under ``name``; usable as a decorator.
 
     The factory returns a :class:`Dataset`. It may accept any of the keywords ``root`` (a
     ``pathlib.Path``), ``val_fraction``, ``seed`` and ``download``; only those it names are passed.
+    ``locate``, optional, says where the files are when they are not in ``DATA_DIR/NAME`` (e.g.
+    ``"system copy in /srv/data"``), or returns None; ``jointopt data list`` shows it.
 
     Example::
 
@@ -78,11 +86,11 @@ def register_dataset(name: str, factory: Optional[Callable[..., Dataset]] = None
             return Dataset.from_tensors("blobs", (x, y), (x_test, y_test), seed=seed, val_fraction=val_fraction)
     """
     if factory is None:
-        return lambda fn: register_dataset(name, fn, description=description, overwrite=overwrite)
+        return lambda fn: register_dataset(name, fn, description=description, overwrite=overwrite, locate=locate)
     if not callable(factory):
         raise ConfigError(f"data set {name!r}: the factory must be callable, got {type(factory).__name__}")
     doc = description or (inspect.getdoc(factory) or "").split("\n")[0]
-    _REGISTRY.register(name, _Entry(factory, doc), overwrite=overwrite)
+    _REGISTRY.register(name, _Entry(factory, doc, locate), overwrite=overwrite)
     return factory
 
 
@@ -94,6 +102,12 @@ def list_datasets(pattern: str = "*") -> List[str]:
 def describe_dataset(name: str) -> str:
     """The one-line description given at registration."""
     return _REGISTRY.get(name).description
+
+
+def locate_dataset(name: str) -> Optional[str]:
+    """Where the files of ``name`` are other than in ``DATA_DIR/NAME`` (its ``locate``), else None."""
+    locate = _REGISTRY.get(name).locate
+    return locate() if locate is not None else None
 
 
 def get_dataset(name: Union[str, Dataset], root: Union[str, os.PathLike, None] = None, *,

@@ -91,3 +91,18 @@ def test_unknown_kind_is_one_line(capsys):
 def test_inspect_without_a_model_points_to_the_list(capsys, argv):
     code, _, err = run(capsys, *argv)
     assert code == 1 and "jointopt inspect --list" in err
+
+
+def test_a_registered_data_set_says_where_its_files_are(capsys, tmp_path):
+    from jointopt.data import register_dataset
+
+    register_dataset("toy_located", lambda: None, description="a toy", locate=lambda: "on the lab's NFS share")
+    register_dataset("toy_nowhere", lambda: None, description="a toy", locate=lambda: None)
+
+    def states():
+        _, out, _ = run(capsys, "data", "list", "--root", str(tmp_path), "--format", "json")
+        return {r["name"]: r["state"] for r in json.loads(out)["datasets"]}
+
+    assert states()["toy_located"] == "on the lab's NFS share" and states()["toy_nowhere"] == ""
+    (tmp_path / "toy_located").mkdir()  # files under DATA_DIR/NAME come first
+    assert states()["toy_located"] == "files present"

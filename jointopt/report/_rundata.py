@@ -147,7 +147,17 @@ def trial_ranges(numbers) -> str:
     return ", ".join(parts)
 
 
-LATENCY_MODELS = ("mpic", "ne16")
+TIME_UNITS = ("cycle", "cycles", "s", "ms", "us", "µs", "ns")  # a cost model in one of these is a latency
+
+
+def _measures_time(name: str) -> bool:
+    """Whether cost model ``name`` (a built-in, a plug-in or a measured table) counts time, by its unit."""
+    from ..cost import get_cost_model
+
+    try:
+        return str(get_cost_model(name).unit).strip().lower() in TIME_UNITS
+    except Exception:  # noqa: BLE001 - a model that cannot be loaded here is not offered
+        return False
 
 
 def _how_to_report(target: str, reported: List[str]) -> str:
@@ -155,7 +165,7 @@ def _how_to_report(target: str, reported: List[str]) -> str:
     from ..cost import get_cost_model
 
     if target == "latency":  # `jointopt search --target latency` means its first --cost-model, default mpic
-        latency = [n for n in reported if n in LATENCY_MODELS or n.endswith((".csv", ".json"))]
+        latency = [n for n in reported if _measures_time(n)]
         if latency:
             return (f"'latency' is not a cost name (in `jointopt search` it stands for the first --cost-model); "
                     f"this study's latency cost is {latency[0]!r}: pass --target {latency[0]}")

@@ -216,3 +216,16 @@ def test_min_accuracy_starts_the_axis_there_and_counts_the_trials_below(live_run
         assert any(t.startswith(f"{n} trial") and f"below {floor:g} % not shown" in t for t in texts), texts
     plain = pareto_figure(data).axes[0]
     assert plain.get_ylim()[0] < floor and not any("not shown" in t.get_text() for t in plain.texts)
+
+
+def test_a_latency_cost_is_known_by_its_unit_not_its_name(run_copy, tmp_path):
+    table = tmp_path / "chip.csv"  # a measured table of the user's device: its unit says it is a latency
+    table.write_text("# unit: us\nkind,kernel,stride,out_size,in_channels,out_channels,weight_bits,act_bits,latency\n"
+                     "conv2d,3,1,8x8,16,16,8,8,12.5\n")
+    data = load_run(run_copy)
+    data.results = [dict(r, costs={"memory": 1.0, str(table): 2.0, "bitops": 3.0}) for r in data.results]
+    with pytest.raises(ConfigError, match=f"this study's latency cost is '{table}'"):
+        data.check_target("latency")
+    data.results = [dict(r, costs={"memory": 1.0, "bitops": 3.0}) for r in data.results]  # bit operations: not time
+    with pytest.raises(ConfigError, match="reported no latency cost"):
+        data.check_target("latency")

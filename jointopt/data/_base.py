@@ -193,6 +193,8 @@ class Dataset:
         data = self.split(split)
         n = len(data)
         order = torch.randperm(n, generator=generator) if shuffle else None
+        if order is not None and data.x.device.type != "cpu":  # data resident on a GPU: one index copy per epoch,
+            order = order.to(data.x.device)                     # not one per gathered batch
         per_channel = (1, -1) + (1,) * (data.x.dim() - 2)  # [N, C, H, W] or [N, C, L]
         mean = self.mean.to(device=device, dtype=torch.float32).view(per_channel)
         inv_std = (1.0 / self.std).to(device=device, dtype=torch.float32).view(per_channel)

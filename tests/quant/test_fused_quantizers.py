@@ -108,6 +108,32 @@ def test_device_scalars_give_the_host_path_bit_for_bit(seed, bits, signed, dtype
 
 
 
+def test_the_device_path_makes_no_tensor_from_host_data_once_warm():
+    """On a GPU a tensor made from a Python list or number is a host-to-device copy that waits for the
+    stream; the quantizer's constants (each width's largest code) are made once per device, so a
+    forward and backward after the first make none (run here on the CPU through the same path)."""
+    from torch.overrides import TorchFunctionMode
+
+    from jointopt.quant._acts import _ActQuant
+
+    made = []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in ("tensor", "as_tensor") and args and \
+                    not isinstance(args[0], torch.Tensor):
+                made.append(args[0])
+            return func(*args, **(kwargs or {}))
+
+    x, clip = torch.randn(2, 3, 4, 4, requires_grad=True), torch.tensor(1.5, requires_grad=True)
+    probs = torch.tensor([0.2, 0.3, 0.5], requires_grad=True)
+    _ActQuant.apply(x, clip, probs, (2, 4, 8), True, True).sum().backward()  # warm: the constants are made
+    with Watch():
+        for _ in range(3):
+            _ActQuant.apply(x, clip, probs, (2, 4, 8), True, True).sum().backward()
+    assert made == []
+
+
 def test_under_compile_the_clip_stays_a_tensor_on_the_cpu(monkeypatch):
     """torch.compile cannot trace ``float(clip)`` without breaking the graph: while compiling, the CPU
     takes the tensor-scalar path (bit for bit the same numbers, by the test above)."""

@@ -186,7 +186,11 @@ def schedule(config) -> dict:
 
 
 def log_timing(run: Path) -> Optional[dict]:
-    """Phase times of a finished run rebuilt from its ``search.log`` (1 s resolution, no load samples)."""
+    """Phase times of a finished run rebuilt from its ``search.log`` (1 s resolution, no load samples).
+
+    The log's stamps carry no date: each process that resumed the study starts its lines on the day
+    ``environment.json`` records for it (``resumed``), and the time the study sat stopped between
+    two processes is left out of every duration."""
     env = json.loads((run / "environment.json").read_text())
     log = run / "search.log"
     if not log.exists():
@@ -194,16 +198,26 @@ def log_timing(run: Path) -> Optional[dict]:
     timer = Timer()
     timer.close()
     start = datetime.datetime.fromisoformat(env["started"])
+    resumes = [datetime.datetime.fromisoformat(r).date() for r in env.get("resumed", [])]
     timer.t0, timer.load, day, last, end = start.timestamp(), [], start.date(), None, None
+    processes, stopped = 0, 0.0
     for line in log.read_text().splitlines():
         match = LOG_LINE.match(line)
         if not match:
             continue
+        resumed = match["kind"] == "study_start" and processes > 0
+        if match["kind"] == "study_start":
+            if resumed and processes - 1 < len(resumes):
+                day = resumes[processes - 1]
+            processes += 1
         t = datetime.datetime.combine(day, datetime.time.fromisoformat(match["stamp"])).timestamp()
         if last is not None and t < last - 43200:  # past midnight
             day += datetime.timedelta(days=1)
             t += 86400
+        if resumed and last is not None:
+            stopped += max(0.0, t - last)  # from the stopped process's last line to the new one's first
         last = t
+        t -= stopped
         fields = dict(f.split("=", 1) for f in (match["where"] or "").split())
         trial = int(fields["trial"]) if "trial" in fields else None
         timer(types.SimpleNamespace(kind=match["kind"], trial=trial, phase=fields.get("phase"), time=t))

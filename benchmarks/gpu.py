@@ -15,7 +15,7 @@ its own GPU where there are two, else sharing one) and reports their summed step
 Without a CUDA device it measures nothing, says so and exits 0 (``--allow-cpu`` runs the same code
 on the CPU as a smoke test and never writes the results files). Run::
 
-    python -m benchmarks gpu                      # writes benchmarks/results/gpu.{md,json}
+    python -m benchmarks gpu                      # writes benchmarks/results/gpu.{md,json} (gpu.partial.* until done)
     python -m benchmarks gpu --models resnet18 --batch 128 --steps 50
 """
 from __future__ import annotations
@@ -109,8 +109,13 @@ def run_workers(model_name: str, mode: str, amp: bool, args, workers: int, devic
 
 
 def write(record: dict) -> None:
-    """benchmarks/results/gpu.{json,md} from ``record`` (its rows so far; ``complete`` says whether all ran)."""
-    (RESULTS / "gpu.json").write_text(json.dumps(record, indent=2) + "\n")
+    """``record``'s rows so far as benchmarks/results/gpu.{json,md} once the run is complete, and as
+    gpu.partial.{json,md} before (a run stopped early keeps its rows and replaces no complete table)."""
+    stem = "gpu" if record["complete"] else "gpu.partial"
+    if record["complete"]:
+        for old in RESULTS.glob("gpu.partial.*"):
+            old.unlink()
+    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# GPU throughput ({', '.join(record['gpus'])}, torch {record['torch']}, batch {record['batch']})", "",
              f"Command: `{record['command']}` ({record['date']}, {record.get('steps', '?')} timed steps after "
              f"{record.get('warmup', '?')} untimed ones per row)", ""]
@@ -125,7 +130,7 @@ def write(record: dict) -> None:
         ratio = f"{r['steps_per_s'] / base:.2f}x" if base else "—"
         lines.append(f"| {r['model']} | {r['mode']} | {'bf16' if r['amp'] else 'off'} | {r['workers']} | "
                      f"{r['steps_per_s']:.2f} | {ratio} |")
-    (RESULTS / "gpu.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -164,7 +169,7 @@ def main(argv=None) -> int:
         record["rows"].append({"model": model_name, "mode": mode, "amp": amp, "workers": workers, "steps_per_s": rate})
         print(ROW.format(model=model_name, mode=mode, amp="on " if amp else "off", workers=workers, rate=rate), flush=True)
         record["complete"] = len(record["rows"]) == len(plan)
-        if cuda:  # after every row: a run stopped early keeps what it measured
+        if cuda:  # after every row: a run stopped early keeps what it measured (gpu.partial.*)
             write(record)
     if not cuda:
         print("CPU smoke run: results files not written")

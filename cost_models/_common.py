@@ -5,13 +5,15 @@ from typing import Iterable, Sequence
 
 import torch
 
+from jointopt._constants import constant
 from jointopt.cost import LayerStats
 from jointopt.errors import ConfigError
 
 
 def widths_like(layer: LayerStats, widths: Sequence[float]) -> torch.Tensor:
-    """``widths`` as a tensor with the dtype and device of the layer's allocation."""
-    return torch.tensor(list(widths), dtype=layer.out_at_bits.dtype, device=layer.out_at_bits.device)
+    """``widths`` as a tensor with the dtype and device of the layer's allocation (made once: shared,
+    not to be modified in place)."""
+    return constant(widths, layer.out_at_bits.dtype, layer.out_at_bits.device)
 
 
 def ste_ceil(x: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:

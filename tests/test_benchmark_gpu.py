@@ -28,16 +28,29 @@ def test_step_loop_smoke_on_cpu(capsys, monkeypatch, tmp_path):
 
 
 def test_each_row_is_written_as_it_is_measured(monkeypatch, tmp_path):
+    """A run stopped after two rows leaves them in gpu.partial.* and no complete table is replaced; a
+    complete run writes gpu.* and removes the partial files."""
     monkeypatch.setattr(gpu, "RESULTS", tmp_path)
-    rows = [{"model": "resnet8", "mode": "float", "amp": False, "workers": 1, "steps_per_s": 200.0},
-            {"model": "resnet8", "mode": "search", "amp": False, "workers": 1, "steps_per_s": 40.0},
-            {"model": "resnet8", "mode": "search", "amp": True, "workers": 1, "steps_per_s": 30.0}]
-    record = {"command": "python -m benchmarks gpu", "gpus": ["X"], "torch": "t", "cuda": "c", "host": "h",
-              "date": "d", "batch": 128, "steps": 20, "warmup": 5, "rows": rows, "complete": False}
-    gpu.write(record)
-    md = (tmp_path / "gpu.md").read_text()
-    assert "stopped before its last rows" in md
-    assert "| resnet8 | search | off | 1 | 40.00 | 0.20x |" in md
-    assert "| resnet8 | search | bf16 | 1 | 30.00 | — |" in md  # no float row with AMP was measured
-    gpu.write(dict(record, complete=True))
-    assert "stopped" not in (tmp_path / "gpu.md").read_text()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Fake GPU")
+    (tmp_path / "gpu.md").write_text("a complete table from an earlier run\n")
+    rates = iter([200.0, 150.0])  # float AMP off, float AMP on; then the machine is taken back
+
+    def measured(model, mode, amp, args, device):
+        rate = next(rates, None)
+        if rate is None:
+            raise KeyboardInterrupt
+        return rate
+
+    monkeypatch.setattr(gpu, "steps_per_second", measured)
+    with pytest.raises(KeyboardInterrupt):
+        gpu.main(["--models", "resnet8", "--workers", "1"])
+    partial = (tmp_path / "gpu.partial.md").read_text()
+    assert "stopped before its last rows" in partial and "| resnet8 | float | bf16 | 1 | 150.00 | 1.00x |" in partial
+    assert (tmp_path / "gpu.md").read_text() == "a complete table from an earlier run\n"
+    rates = iter([200.0, 150.0, 40.0, 45.0])
+    assert gpu.main(["--models", "resnet8", "--workers", "1"]) == 0
+    table = (tmp_path / "gpu.md").read_text()
+    assert "| resnet8 | search | off | 1 | 40.00 | 0.20x |" in table and "| resnet8 | search | bf16 | 1 | 45.00 | 0.30x |" in table
+    assert "stopped" not in table and not list(tmp_path.glob("gpu.partial.*"))

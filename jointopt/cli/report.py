@@ -25,6 +25,19 @@ examples:
 """
 
 
+def _percent(text: str) -> float:
+    """An accuracy in percent for --min-accuracy: a number from 0 to below 100."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a percentage such as 90") from None
+    if not math.isfinite(value) or not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text} is not an accuracy from 0 to below 100 (in %), e.g. 90")
+    return value
+
+
 def register(subparsers) -> None:
     from ._options import ListAction, add_format_option, add_list_option
 
@@ -38,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--target", metavar="NAME", help="cost to plot (default: the study's target); "
                                                      "any cost the study reported, e.g. bitops")
     p.add_argument("--log-cost", action="store_true", help="log-scale cost axis")
-    p.add_argument("--min-accuracy", type=float, default=None, metavar="A",
+    p.add_argument("--min-accuracy", type=_percent, default=None, metavar="A",
                    help="start the figures' accuracy axis at A %% (e.g. 90), so that collapsed trials do not squeeze "
                         "the front into the top of the figure; the figure says how many trials lie below")
     p.add_argument("--accuracy", choices=("val", "test"), default="val",

@@ -8,6 +8,7 @@ from typing import ClassVar, Optional, Sequence, Tuple
 
 import torch
 
+from .._constants import constant
 from .._format import format_number
 from ._batch import LayerBatch
 
@@ -92,8 +93,7 @@ class LayerStats:
         return self.weights_at_bits() * self.out_numel
 
     def mean_act_bits(self) -> torch.Tensor:
-        bits = torch.tensor(self.act_bits, dtype=self.act_probs.dtype, device=self.act_probs.device)
-        return (self.act_probs * bits).sum()
+        return (self.act_probs * constant(self.act_bits, self.act_probs.dtype, self.act_probs.device)).sum()
 
     @property
     def reference_macs(self) -> int:

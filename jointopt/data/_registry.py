@@ -107,7 +107,12 @@ def describe_dataset(name: str) -> str:
 def locate_dataset(name: str) -> Optional[str]:
     """Where the files of ``name`` are other than in ``DATA_DIR/NAME`` (its ``locate``), else None."""
     locate = _REGISTRY.get(name).locate
-    return locate() if locate is not None else None
+    if locate is None:
+        return None
+    try:
+        return locate()
+    except Exception as exc:  # noqa: BLE001 - a user's hook must not break the listing of the others
+        return f"? (locate failed: {type(exc).__name__})"
 
 
 def get_dataset(name: Union[str, Dataset], root: Union[str, os.PathLike, None] = None, *,

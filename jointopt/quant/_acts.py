@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 
+from .._constants import constant
 from ._amp import fp32
 
 _aten = torch.ops.aten
@@ -69,25 +70,10 @@ def _next(value: float, toward: float, dtype: torch.dtype) -> float:
     return float(torch.nextafter(torch.tensor(value, dtype=dtype), torch.tensor(toward, dtype=dtype)))
 
 
-_TOPS: Dict[tuple, torch.Tensor] = {}  # (bits, signed, device) -> the levels' tops, made once per device
-
-
-def _tops(bits: Sequence[int], signed: bool, device: torch.device) -> torch.Tensor:
-    """The largest code of each width, as float32 on ``device``: built once, not per layer and step
-    (on a GPU, a tensor made from a Python list is a host-to-device copy that waits for the stream)."""
-    key = (tuple(bits), bool(signed), device)
-    if torch.compiler.is_compiling():  # traced as a constant; a cache lookup would only add guards
-        return torch.tensor([act_levels(b, signed)[1] for b in bits], dtype=torch.float32, device=device)
-    tops = _TOPS.get(key)
-    if tops is None:
-        tops = _TOPS[key] = torch.tensor([act_levels(b, signed)[1] for b in bits], dtype=torch.float32, device=device)
-    return tops
-
-
 def _device_steps(a: torch.Tensor, bits: Sequence[int], signed: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """:func:`_steps` as float32 tensors on ``a``'s device: the same numbers (IEEE float32 division
     is correctly rounded on every device), without reading the clip back to the host."""
-    steps = a.float() / _tops(bits, signed, a.device)
+    steps = a.float() / constant([act_levels(b, signed)[1] for b in bits], torch.float32, a.device)  # made once
     return steps, torch.ones_like(steps) / steps
 
 

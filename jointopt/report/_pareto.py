@@ -67,12 +67,16 @@ def _floor(ax, runs: Sequence[RunData], target: str, acc: str, min_accuracy: Opt
     sliver at the top) and say on the figure how many trials lie below it."""
     if min_accuracy is None:
         return
-    below = sum(1 for run in runs for r in run.results if target in r.get("costs", {}) and r[acc] < min_accuracy)
-    highest = max([r[acc] for run in runs for r in run.results] +
-                  [b[acc] for run in runs for b in run.baselines.values() if acc in b] + [min_accuracy + 1.0])
+    shown = [r for run in runs for r in run.results if target in r.get("costs", {})]
+    below = sum(1 for r in shown if r[acc] < min_accuracy)
+    baselines = sorted({name for run in runs for name, b in run.baselines.items() if acc in b and b[acc] < min_accuracy})
+    highest = max([r[acc] for r in shown] + [b[acc] for run in runs for b in run.baselines.values() if acc in b]
+                  + [min_accuracy + 1.0])
     ax.set_ylim(min_accuracy, highest + 0.06 * (highest - min_accuracy))  # the margin _finish_axes gives
-    if below:
-        ax.text(0.01, 0.01, f"{below} trial{'s' if below != 1 else ''} below {min_accuracy:g} % not shown",
+    hidden = ([f"{below} trial{'s' if below != 1 else ''}"] if below else []) + \
+        ([f"baseline{'s' if len(baselines) > 1 else ''} {', '.join(baselines)}"] if baselines else [])
+    if hidden:
+        ax.text(0.01, 0.01, f"{' and '.join(hidden)} below {min_accuracy:g} % not shown",
                 transform=ax.transAxes, fontsize=8, color="#555555", va="bottom")
 
 

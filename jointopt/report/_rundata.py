@@ -147,17 +147,18 @@ def trial_ranges(numbers) -> str:
     return ", ".join(parts)
 
 
-TIME_UNITS = ("cycle", "cycles", "s", "ms", "us", "µs", "ns")  # a cost model in one of these is a latency
+TIME_UNITS = ("cycle", "cycles", "s", "ms", "us", "\u00b5s", "\u03bcs", "ns")  # a cost model in one of these is a latency
 
 
 def _measures_time(name: str) -> bool:
-    """Whether cost model ``name`` (a built-in, a plug-in or a measured table) counts time, by its unit."""
+    """Whether cost model ``name`` (a built-in, a plug-in or a measured table) counts time, by its unit;
+    a measured table that cannot be read from here (a path relative to another folder) is offered."""
     from ..cost import get_cost_model
 
     try:
         return str(get_cost_model(name).unit).strip().lower() in TIME_UNITS
-    except Exception:  # noqa: BLE001 - a model that cannot be loaded here is not offered
-        return False
+    except Exception:  # noqa: BLE001 - not loadable here: only a table's file name can say
+        return name.endswith((".csv", ".json"))
 
 
 def _how_to_report(target: str, reported: List[str]) -> str:

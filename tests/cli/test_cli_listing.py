@@ -93,16 +93,20 @@ def test_inspect_without_a_model_points_to_the_list(capsys, argv):
     assert code == 1 and "jointopt inspect --list" in err
 
 
-def test_a_registered_data_set_says_where_its_files_are(capsys, tmp_path):
-    from jointopt.data import register_dataset
+def test_a_registered_data_set_says_where_its_files_are(capsys, tmp_path, monkeypatch):
+    from jointopt.data import _registry, register_dataset
 
+    _registry._REGISTRY.names()  # the built-ins first; what this test registers goes into a copy
+    monkeypatch.setattr(_registry._REGISTRY, "_entries", dict(_registry._REGISTRY._entries))
     register_dataset("toy_located", lambda: None, description="a toy", locate=lambda: "on the lab's NFS share")
     register_dataset("toy_nowhere", lambda: None, description="a toy", locate=lambda: None)
+    register_dataset("toy_broken", lambda: None, description="a toy", locate=lambda: 1 / 0)
 
     def states():
         _, out, _ = run(capsys, "data", "list", "--root", str(tmp_path), "--format", "json")
         return {r["name"]: r["state"] for r in json.loads(out)["datasets"]}
 
     assert states()["toy_located"] == "on the lab's NFS share" and states()["toy_nowhere"] == ""
+    assert states()["toy_broken"] == "? (locate failed: ZeroDivisionError)"  # the listing still works
     (tmp_path / "toy_located").mkdir()  # files under DATA_DIR/NAME come first
     assert states()["toy_located"] == "files present"

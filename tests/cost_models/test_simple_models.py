@@ -72,3 +72,32 @@ def test_gradients_reach_both_allocation_terms(stats, model):
     layer = stats(cin=16, cout=32, counts=[3.5, 4.25, 10.0], kept_in=12.5, requires_grad=True)
     out_grad, in_grad = torch.autograd.grad(model.layer_cost(layer), [layer.out_at_bits, layer.kept_in])
     assert torch.all(out_grad > 0) and float(in_grad) > 0
+
+
+def test_a_soft_cost_makes_no_tensor_from_host_data_once_warm():
+    """The cost is computed at every search step: its constants (candidate widths, activation widths)
+    are made once per device, not from a Python list per layer and step (on a GPU each such tensor is
+    a host-to-device copy that waits for the stream)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    import jointopt
+
+    made = []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in ("tensor", "as_tensor") and args and \
+                    not isinstance(args[0], torch.Tensor):
+                made.append((func.__name__, args[0]))
+            return func(*args, **(kwargs or {}))
+
+    net = jointopt.convert(jointopt.create_model("digits_cnn").eval(), torch.randn(2, 1, 8, 8),
+                           jointopt.SearchSpace(weight_bits=(0, 2, 4, 8), act_bits=(4, 8)))
+    models = [jointopt.get_cost_model(name) for name in ("memory", "bitops", "mpic")]
+    for model in models:  # warm: the constants are made
+        model.network_cost(net.layer_stats())
+    with Watch():
+        for model in models:
+            model.network_cost(net.layer_stats())
+    assert made == []

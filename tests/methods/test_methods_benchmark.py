@@ -85,3 +85,18 @@ def test_continue_reads_finished_studies_and_runs_the_rest_sharing_the_first_war
     out = bench_methods.run_bench("fashion_mnist", ["joint", "uniform", "random"], args, "20261205-000000")
     assert out["methods"]["joint"] == {"method": "joint", "read": True}
     assert calls == [("uniform", base / "joint", base / "uniform"), ("random", base / "joint", base / "random")]
+
+
+def test_a_study_resumed_on_another_day_is_timed_without_its_stop(tmp_path):
+    from benchmarks._studies import log_timing
+
+    (tmp_path / "environment.json").write_text(json.dumps({"started": "2026-12-04T13:00:00",
+                                                           "resumed": ["2026-12-05T16:30:00"]}))
+    lines = ["13:00:00.0 pid=1 study_start  {}", "13:00:10.0 pid=1 trial_start trial=0 {}",
+             "13:02:10.0 pid=1 trial_end trial=0 {}", "13:03:00.0 pid=1 trial_start trial=1 {}",  # stopped here
+             "16:30:00.0 pid=2 study_start  {}", "16:30:05.0 pid=2 trial_start trial=1 {}",  # the next day, later
+             "16:33:05.0 pid=2 trial_end trial=1 {}", "16:33:10.0 pid=2 study_end  {}"]
+    (tmp_path / "search.log").write_text("\n".join(lines) + "\n")
+    timing = log_timing(tmp_path)
+    assert timing["trials_s"] == {0: 120.0, 1: 180.0}
+    assert timing["total_s"] == 180.0 + 190.0  # 13:00:00-13:03:00 and 16:30:00-16:33:10: not the day between

@@ -213,7 +213,9 @@ def test_min_accuracy_starts_the_axis_there_and_counts_the_trials_below(live_run
         ax = fig.axes[0]
         assert ax.get_ylim()[0] == floor
         texts = [t.get_text() for t in ax.texts]
-        assert any(t.startswith(f"{n} trial") and f"below {floor:g} % not shown" in t for t in texts), texts
+        note = next(t for t in texts if t.startswith(f"{n} trial") and t.endswith(f"below {floor:g} % not shown"))
+        hidden = [name for name, b in data.baselines.items() if b["val_acc"] < floor]
+        assert all(name in note for name in hidden) and ("baseline" in note) == bool(hidden), note
     plain = pareto_figure(data).axes[0]
     assert plain.get_ylim()[0] < floor and not any("not shown" in t.get_text() for t in plain.texts)
 

@@ -100,3 +100,36 @@ def test_a_study_resumed_on_another_day_is_timed_without_its_stop(tmp_path):
     timing = log_timing(tmp_path)
     assert timing["trials_s"] == {0: 120.0, 1: 180.0}
     assert timing["total_s"] == 180.0 + 190.0  # 13:00:00-13:03:00 and 16:30:00-16:33:10: not the day between
+
+
+def test_run_method_resumes_a_stopped_study_and_shares_the_warmup_only_with_a_new_one(tmp_path, monkeypatch):
+    import argparse
+
+    import jointopt.tune.study
+    from benchmarks import methods as bench_methods
+
+    shared = tmp_path / "joint"
+    (shared / "warmup").mkdir(parents=True)
+    (shared / "warmup" / "abc.pt").write_bytes(b"weights")
+    (shared / "baselines.json").write_text("{}")
+    seen = []
+
+    class FakeStudy:
+        def __init__(self, config, run_dir, resume=False, **kwargs):
+            self.run_dir, self.resume = run_dir, resume
+
+        def run(self):
+            seen.append((self.run_dir.name, self.resume, (self.run_dir / "warmup" / "abc.pt").is_file()))
+            (self.run_dir / "dataset.json").write_text("{}")
+            (self.run_dir / "environment.json").write_text('{"started": "2026-12-04T13:00:00"}')
+            return {}
+
+    monkeypatch.setattr(jointopt.tune.study, "Study", FakeStudy)
+    monkeypatch.setattr(bench_methods, "analyse", lambda summary: {})
+    args = argparse.Namespace(seed=0, smoke=False, set=None, trials=None, data_dir=None)
+    bench_methods.run_method("fashion_mnist", "random", args, shared, tmp_path / "random")  # a new study
+    stopped = tmp_path / "magnitude"
+    stopped.mkdir()
+    (stopped / "config.yaml").write_text("")  # a study stopped part-way: resumed, nothing copied over it
+    bench_methods.run_method("fashion_mnist", "magnitude", args, shared, stopped)
+    assert seen == [("random", False, True), ("magnitude", True, False)]

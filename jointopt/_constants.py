@@ -24,5 +24,6 @@ def constant(values: Sequence[float], dtype: torch.dtype, device: torch.device |
     key = (values, dtype, device)
     made = _MADE.get(key)
     if made is None:
-        made = _MADE[key] = torch.tensor(values, dtype=dtype, device=device)
+        with torch.inference_mode(False):  # a normal tensor even when first asked for under inference mode,
+            made = _MADE[key] = torch.tensor(values, dtype=dtype, device=device)  # or training could not use it
     return made

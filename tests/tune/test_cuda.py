@@ -56,3 +56,29 @@ def test_a_cuda_trial_exports_and_verifies_in_every_format(cuda_run, tmp_path):
     verify = json.loads((out / "verify.json").read_text())
     assert verify["ok"] is True
     assert all(verify[f]["ok"] is True for f in ("torch", "onnx", "npz", "c", "onnx_int8")), verify
+
+
+def test_a_search_step_does_not_wait_for_the_gpu():
+    """No operation of a soft search step (forward, memory cost, backward, optimizer steps) makes the
+    host wait for the GPU (``torch.cuda.set_sync_debug_mode`` warns on every synchronising call): the
+    quantizers' and cost models' constants are made once per device, the clip stays a 0-d tensor."""
+    import sys
+    import warnings
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from benchmarks.gpu import make_step
+
+    step = make_step("resnet8", "search", False, 8, "cuda")
+    step()  # the first step makes the constants and autotunes the convolutions
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [str(w.message) for w in caught if "synchroniz" in str(w.message).lower()]
+    assert syncs == [], syncs[:5]

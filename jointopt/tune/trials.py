@@ -13,7 +13,7 @@ from .setup import build_model, warmup_key
 
 
 def load_trial(run: str | Path, number: int, device: str = "cpu") -> Tuple[torch.nn.Module, torch.nn.Module, TrialResult]:
-    """(searchable network, frozen network, result) of trial ``number`` in ``run``.
+    """(searchable network, frozen network, result) of trial ``number`` in ``run``, both networks on ``device``.
 
     Raises:
         RunDirError: ``run`` is not a run directory, or trial ``number`` has no result (the completed
@@ -36,4 +36,4 @@ def load_trial(run: str | Path, number: int, device: str = "cpu") -> Tuple[torch
     net.load_state_dict(load_checkpoint(layout.trial_file(number, SEARCHABLE)))
     frozen = net.eval().set_mode("hard").freeze()
     frozen.load_state_dict(load_checkpoint(layout.trial_file(number, FROZEN)))
-    return net, frozen.to(device).eval(), result
+    return net.to(device), frozen.to(device).eval(), result  # both on ``device``

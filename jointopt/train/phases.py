@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._constants import constant
 from ..config import Config, PhaseConfig
 from ..cost import get_cost_model
 from ..errors import DivergedError
@@ -358,7 +359,7 @@ def mean_bits(stats) -> float:
     for s in stats:
         w = s.weights_at_bits()
         weights += float(w.sum())
-        bits += float((w * torch.tensor(s.weight_bits, dtype=w.dtype, device=w.device)).sum())
+        bits += float((w * constant(s.weight_bits, w.dtype, w.device)).sum())
     return bits / weights if weights else 0.0
 
 
